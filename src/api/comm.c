@@ -1,0 +1,409 @@
+/* Communicator lifecycle: create (wire up transports), destroy, abort, split, queries. */
+#include "config.h"
+
+#include "api/comm.h"
+
+#include "api/settings.h"
+#include "topo/host.h"
+#include "util/log.h"
+#include "util/sha256.h"
+#include "util/time.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The process's live communicators, so that a stale handle gets a clear error. */
+static struct {
+    pthread_mutex_t lock;
+    tutti_comm_t *live;
+    size_t count, cap;
+} registry = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+static tutti_status_t registry_add(tutti_comm_t comm)
+{
+    tutti_status_t status = TUTTI_OK;
+    pthread_mutex_lock(&registry.lock);
+    if (registry.count == registry.cap) {
+        size_t cap = registry.cap ? registry.cap * 2 : 8;
+        tutti_comm_t *grown = realloc(registry.live, cap * sizeof(*grown));
+        if (grown == NULL)
+            status = TUTTI_ERR_NO_MEMORY;
+        else {
+            registry.live = grown;
+            registry.cap = cap;
+        }
+    }
+    if (status == TUTTI_OK)
+        registry.live[registry.count++] = comm;
+    pthread_mutex_unlock(&registry.lock);
+    return status;
+}
+
+/* Remove @p comm; returns 0 if it was not registered. */
+static int registry_remove(tutti_comm_t comm)
+{
+    int found = 0;
+    pthread_mutex_lock(&registry.lock);
+    for (size_t i = 0; i < registry.count; i++) {
+        if (registry.live[i] == comm) {
+            registry.live[i] = registry.live[--registry.count];
+            found = 1;
+            break;
+        }
+    }
+    if (registry.count == 0) {
+        free(registry.live);
+        registry.live = NULL;
+        registry.cap = 0;
+    }
+    pthread_mutex_unlock(&registry.lock);
+    return found;
+}
+
+int tt_comm_valid(tutti_comm_t comm)
+{
+    int found = 0;
+    pthread_mutex_lock(&registry.lock);
+    for (size_t i = 0; i < registry.count && !found; i++)
+        found = registry.live[i] == comm;
+    pthread_mutex_unlock(&registry.lock);
+    return found;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static tutti_status_t load_settings(tutti_comm_t comm, const tt_config_overrides_t *overrides)
+{
+    tt_reduce_isa_t isa;
+
+    TT_CHECK(tt_config_overrides_copy(&comm->overrides, overrides));
+    TT_CHECK(tt_settings_validate(&comm->overrides));
+    TT_CHECK(tt_log_configure(&comm->overrides));
+    TT_CHECK(tt_config_load(&tt_coll_config_table, &comm->overrides, &comm->coll));
+    TT_CHECK(tt_config_load(&tt_engine_config_table, &comm->overrides, &comm->exec));
+    if (comm->coll.pipeline_slots < 1 || comm->coll.pipeline_slots > TT_STAGING_MAX_SLOTS) {
+        tt_error("TUTTI_PIPELINE_SLOTS must be between 1 and %d", TT_STAGING_MAX_SLOTS);
+        return TUTTI_ERR_INVALID_ARG;
+    }
+    isa = (tt_reduce_isa_t)comm->exec.reduce_isa;
+    if (tt_reduce_kernel(isa, TUTTI_FP32, TUTTI_SUM) == NULL) {
+        tt_error("TUTTI_REDUCE_ISA=%s: this CPU or build cannot run those kernels",
+                 tt_reduce_isa_names[isa]);
+        return TUTTI_ERR_UNSUPPORTED;
+    }
+    for (int t = 0; t < TUTTI_NUM_DATATYPES; t++)
+        for (int o = 0; o < TUTTI_NUM_OPS; o++)
+            comm->kernels[t][o] = tt_reduce_kernel(isa, (tutti_datatype_t)t, (tutti_op_t)o);
+    return TUTTI_OK;
+}
+
+typedef struct rank_card {
+    tt_host_id_t host;
+    int32_t pid;
+} rank_card_t;
+
+/* Which ranks share our host; fails if any does not (no network transport yet). */
+static tutti_status_t find_local_peers(tutti_comm_t comm, int64_t deadline, int **peers_p,
+                                       int *npeers_p)
+{
+    rank_card_t mine = {0}, *all = malloc((size_t)comm->nranks * sizeof(*all));
+    int *peers = malloc((size_t)comm->nranks * sizeof(int)), n = 0;
+    tutti_status_t status = TUTTI_ERR_NO_MEMORY;
+
+    if (all == NULL || peers == NULL)
+        goto out;
+    TT_CHECK_GOTO(tt_host_identify(&mine.host), status, out);
+    mine.pid = (int32_t)getpid();
+    TT_CHECK_GOTO(tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
+                                         comm->session_ranks, &mine, sizeof(mine), all, deadline),
+                  status, out);
+    for (int r = 0; r < comm->nranks; r++) {
+        if (tt_host_same(&all[r].host, &mine.host)) {
+            peers[n++] = r;
+            continue;
+        }
+        tt_error("rank %d runs on host %s, this rank on %s: no transport between hosts is "
+                 "built yet (UCX and RDMA transports are planned)",
+                 r, all[r].host.hostname, mine.host.hostname);
+        status = TUTTI_ERR_NO_TRANSPORT;
+        goto out;
+    }
+    *peers_p = peers;
+    *npeers_p = n;
+    peers = NULL;
+    status = TUTTI_OK;
+out:
+    free(all);
+    free(peers);
+    return status;
+}
+
+/* Create, exchange addresses, connect, barrier, ready: one transport over @p peers. */
+static tutti_status_t wire_up(tutti_comm_t comm, const tt_transport_ops_t *ops, const int *peers,
+                              int npeers, int64_t deadline)
+{
+    tt_transport_params_t params = {comm->rank, comm->nranks, peers, npeers, comm->ctx,
+                                    &comm->overrides};
+    size_t size = ops->address_size;
+    char *mine = calloc(1, size), *all = malloc(size * (size_t)comm->nranks),
+         *theirs = malloc(size * (size_t)npeers);
+    tt_transport_t *tl = NULL;
+    tutti_status_t status = TUTTI_ERR_NO_MEMORY;
+
+    if (mine == NULL || all == NULL || theirs == NULL)
+        goto out;
+    TT_CHECK_GOTO(ops->create(&params, mine, &tl), status, out);
+    comm->transports[comm->ntransports++] = tl;
+    TT_CHECK_GOTO(tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
+                                         comm->session_ranks, mine, size, all, deadline),
+                  status, out);
+    for (int i = 0; i < npeers; i++)
+        memcpy(theirs + (size_t)i * size, all + (size_t)peers[i] * size, size);
+    TT_CHECK_GOTO(ops->connect(tl, theirs), status, out);
+    TT_CHECK_GOTO(tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
+                                         comm->session_ranks, NULL, 0, NULL, deadline),
+                  status, out);
+    TT_CHECK_GOTO(ops->ready(tl), status, out);
+    for (int i = 0; i < npeers; i++)
+        comm->route[peers[i]] = tl;
+out:
+    free(mine);
+    free(all);
+    free(theirs);
+    return status;
+}
+
+static tutti_status_t connect_transports(tutti_comm_t comm)
+{
+    int64_t deadline = tt_deadline_after(comm->exec.op_timeout_ns);
+    const tt_transport_ops_t *shm = tt_transports[0];
+    int *peers = NULL, npeers = 0;
+    tutti_status_t status;
+    char why[160] = "";
+
+    comm->route = calloc((size_t)comm->nranks, sizeof(*comm->route));
+    if (comm->route == NULL)
+        return TUTTI_ERR_NO_MEMORY;
+    TT_CHECK(find_local_peers(comm, deadline, &peers, &npeers));
+    if (shm->size != sizeof(tt_transport_ops_t) || !shm->available(why, sizeof(why))) {
+        tt_error("transport %s cannot run here: %s", shm->name, why);
+        free(peers);
+        return TUTTI_ERR_NO_TRANSPORT;
+    }
+    status = wire_up(comm, shm, peers, npeers, deadline);
+    free(peers);
+    if (status == TUTTI_OK)
+        tt_info("communicator %#llx: rank %d of %d; all %d ranks on this host over %s",
+                (unsigned long long)comm->ctx, comm->rank, comm->nranks, npeers, shm->name);
+    return status;
+}
+
+/* Free everything; @p abort skips waiting for the other ranks. */
+static void teardown(tutti_comm_t comm, int abort, int engine_started)
+{
+    int64_t deadline = tt_deadline_after(comm->exec.op_timeout_ns);
+
+    if (engine_started)
+        tt_engine_fini(&comm->engine, TUTTI_ERR_ABORTED);
+    for (int t = 0; t < comm->ntransports; t++)
+        comm->transports[t]->ops->destroy(comm->transports[t]);
+    comm->ntransports = 0;
+    tt_plan_cache_fini(&comm->plans);
+    tt_bootstrap_release(comm->bs, abort, deadline);
+    comm->bs = NULL;
+    tt_comm_release(comm);
+}
+
+void tt_comm_release(tutti_comm_t comm)
+{
+    if (atomic_fetch_sub(&comm->refs, 1) != 1)
+        return;
+    tt_config_overrides_clear(&comm->overrides);
+    free(comm->route);
+    free(comm->session_ranks);
+    free(comm);
+}
+
+tutti_status_t tt_comm_create(tt_bootstrap_t *bs, int rank, int nranks, int *session_ranks,
+                              uint64_t ctx, const tt_config_overrides_t *overrides,
+                              tutti_comm_t *comm_p)
+{
+    tutti_comm_t comm = calloc(1, sizeof(*comm));
+    tutti_status_t status;
+
+    if (comm == NULL) {
+        tt_bootstrap_release(bs, 1, tt_time_ns());
+        free(session_ranks);
+        return TUTTI_ERR_NO_MEMORY;
+    }
+    comm->rank = rank;
+    comm->nranks = nranks;
+    comm->ctx = ctx;
+    comm->bs = bs;
+    comm->session_ranks = session_ranks;
+    atomic_init(&comm->refs, 1);
+    tt_log_set_rank(session_ranks[rank]);
+    status = load_settings(comm, overrides);
+    tt_plan_cache_init(&comm->plans, &comm->coll);
+    if (status == TUTTI_OK)
+        status = connect_transports(comm);
+    tt_health_init(&comm->health, bs, comm->session_ranks, rank, nranks, comm->transports,
+                   comm->ntransports, 0);
+    if (status == TUTTI_OK)
+        status = tt_engine_init(&comm->engine, &comm->exec, comm->transports, comm->ntransports,
+                                &comm->health);
+    if (status == TUTTI_OK) {
+        status = registry_add(comm);
+        if (status != TUTTI_OK)
+            tt_engine_fini(&comm->engine, TUTTI_ERR_ABORTED);
+    }
+    if (status != TUTTI_OK) {
+        /* Tell the others at once rather than let them wait for us until a deadline. */
+        tt_bootstrap_report_failure(bs, session_ranks[rank], "its communicator setup failed");
+        teardown(comm, 1, 0);
+        return status;
+    }
+    *comm_p = comm;
+    return TUTTI_OK;
+}
+
+/* ---------------------------------------------------------------- public */
+
+tutti_status_t tutti_comm_destroy(tutti_comm_t comm)
+{
+    int64_t deadline;
+
+    if (!registry_remove(comm))
+        return TUTTI_ERR_INVALID_COMM;
+    if (atomic_load(&comm->refs) > 1) {
+        tt_error("tutti_comm_destroy: %d requests are still outstanding; complete them first "
+                 "(or use tutti_comm_abort)",
+                 atomic_load(&comm->refs) - 1);
+        registry_add(comm);
+        return TUTTI_ERR_INVALID_ARG;
+    }
+    /* Wait for every rank, so that nobody mistakes our exit for a failure. */
+    deadline = tt_deadline_after(comm->exec.op_timeout_ns);
+    if (tt_engine_health(&comm->engine) == TUTTI_OK)
+        tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
+                               comm->session_ranks, NULL, 0, NULL, deadline);
+    teardown(comm, 0, 1);
+    return TUTTI_OK;
+}
+
+tutti_status_t tutti_comm_abort(tutti_comm_t comm)
+{
+    if (!registry_remove(comm))
+        return TUTTI_ERR_INVALID_COMM;
+    tt_warn("aborting communicator %#llx", (unsigned long long)comm->ctx);
+    tt_bootstrap_report_failure(comm->bs, comm->session_ranks[comm->rank],
+                                "aborted its communicator");
+    teardown(comm, 1, 1);
+    return TUTTI_OK;
+}
+
+tutti_status_t tutti_comm_get_async_error(tutti_comm_t comm, tutti_status_t *error_p)
+{
+    if (!tt_comm_valid(comm))
+        return TUTTI_ERR_INVALID_COMM;
+    if (error_p == NULL)
+        return TUTTI_ERR_INVALID_ARG;
+    *error_p = tt_engine_health(&comm->engine);
+    return TUTTI_OK;
+}
+
+tutti_status_t tutti_comm_rank(tutti_comm_t comm, int *rank_p)
+{
+    if (!tt_comm_valid(comm))
+        return TUTTI_ERR_INVALID_COMM;
+    if (rank_p == NULL)
+        return TUTTI_ERR_INVALID_ARG;
+    *rank_p = comm->rank;
+    return TUTTI_OK;
+}
+
+tutti_status_t tutti_comm_size(tutti_comm_t comm, int *size_p)
+{
+    if (!tt_comm_valid(comm))
+        return TUTTI_ERR_INVALID_COMM;
+    if (size_p == NULL)
+        return TUTTI_ERR_INVALID_ARG;
+    *size_p = comm->nranks;
+    return TUTTI_OK;
+}
+
+typedef struct split_card {
+    int32_t color, key, rank;
+} split_card_t;
+
+static int compare_cards(const void *a, const void *b)
+{
+    const split_card_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+static uint64_t child_ctx(uint64_t parent, uint32_t seq, int color)
+{
+    unsigned char digest[TT_SHA256_BYTES];
+    uint64_t ctx;
+    tt_sha256_t hash;
+    tt_sha256_init(&hash);
+    tt_sha256_update(&hash, &parent, sizeof(parent));
+    tt_sha256_update(&hash, &seq, sizeof(seq));
+    tt_sha256_update(&hash, &color, sizeof(color));
+    tt_sha256_final(&hash, digest);
+    memcpy(&ctx, digest, sizeof(ctx));
+    return ctx;
+}
+
+tutti_status_t tutti_comm_split(tutti_comm_t comm, int color, int key, tutti_config_t config,
+                                tutti_comm_t *newcomm_p)
+{
+    split_card_t mine = {color, key, 0}, *all;
+    int *session_ranks, n = 0, newrank = -1;
+    uint32_t seq;
+    tutti_status_t status;
+
+    if (!tt_comm_valid(comm))
+        return TUTTI_ERR_INVALID_COMM;
+    if (newcomm_p == NULL || (color < 0 && color != TUTTI_SPLIT_NOCOLOR)) {
+        tt_error("tutti_comm_split: color %d is negative (use TUTTI_SPLIT_NOCOLOR to opt out)",
+                 color);
+        return TUTTI_ERR_INVALID_ARG;
+    }
+    mine.rank = comm->rank;
+    all = malloc((size_t)comm->nranks * sizeof(*all));
+    session_ranks = malloc((size_t)comm->nranks * sizeof(int));
+    if (all == NULL || session_ranks == NULL) {
+        free(all);
+        free(session_ranks);
+        return TUTTI_ERR_NO_MEMORY;
+    }
+    seq = atomic_fetch_add(&comm->split_seq, 1);
+    status = tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
+                                    comm->session_ranks, &mine, sizeof(mine), all,
+                                    tt_deadline_after(comm->exec.op_timeout_ns));
+    if (status != TUTTI_OK || color == TUTTI_SPLIT_NOCOLOR) {
+        free(all);
+        free(session_ranks);
+        if (status == TUTTI_OK)
+            *newcomm_p = NULL;
+        return status;
+    }
+    for (int r = 0; r < comm->nranks; r++)
+        if (all[r].color == color)
+            all[n++] = all[r];
+    qsort(all, (size_t)n, sizeof(*all), compare_cards);
+    for (int i = 0; i < n; i++) {
+        session_ranks[i] = comm->session_ranks[all[i].rank];
+        if (all[i].rank == comm->rank)
+            newrank = i;
+    }
+    free(all);
+    tt_bootstrap_retain(comm->bs);
+    return tt_comm_create(comm->bs, newrank, n, session_ranks, child_ctx(comm->ctx, seq, color),
+                          config != NULL ? &config->overrides : &comm->overrides, newcomm_p);
+}

@@ -1,0 +1,144 @@
+/*
+ * Latency algorithms for small messages: log2(n) rounds instead of n-1.
+ * Operands are always combined lower-rank group first, so that the two
+ * partners of an exchange compute bitwise the same value even for
+ * operations that are not commutative bit for bit (min/max with NaN).
+ */
+#include "config.h"
+
+#include "coll/coll.h"
+
+static inline int mod(int a, int n)
+{
+    return ((a % n) + n) % n;
+}
+
+static int largest_power_of_two_at_most(int n)
+{
+    int p = 1;
+    while (p * 2 <= n)
+        p *= 2;
+    return p;
+}
+
+/*
+ * Recursive doubling. For n not a power of two, the first 2*extra ranks
+ * pair up: even ones hand their data to the odd neighbour and get the
+ * result back at the end.
+ */
+void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s)
+{
+    int n = d->nranks, r = d->rank, p = largest_power_of_two_at_most(n), extra = n - p;
+    size_t bytes = d->count * d->elem_size;
+    tt_ref_t in = tt_ref(TT_BUF_SEND, 0), out = tt_ref(TT_BUF_RECV, 0), cur = in;
+    tt_staging_t staging;
+    int32_t last = TT_NO_STEP;
+    int vrank;
+
+    (void)t;
+    if (n == 1 || d->count == 0) {
+        if (!d->in_place && d->count > 0)
+            tt_sched_copy(s, out, in, d->count, TT_NO_STEP, TT_NO_STEP);
+        return;
+    }
+    tt_staging_init(&staging, s, 2, bytes);
+    if (r < 2 * extra && r % 2 == 0) {
+        tt_sched_send(s, r + 1, in, d->count, TT_NO_STEP, TT_NO_STEP);
+        tt_sched_recv(s, r + 1, out, d->count, TT_NO_STEP, TT_NO_STEP);
+        return;
+    }
+    if (r < 2 * extra) {
+        last = tt_sched_recv_reduce(s, &staging, r - 1, out, in, d->count, 0, 1, TT_NO_STEP);
+        cur = out;
+        vrank = r / 2;
+    } else {
+        vrank = r - extra;
+    }
+    for (int mask = 1; mask < p; mask <<= 1) {
+        int vpartner = vrank ^ mask;
+        int partner = vpartner < extra ? vpartner * 2 + 1 : vpartner + extra;
+        int32_t sent = tt_sched_send(s, partner, cur, d->count, last, TT_NO_STEP);
+        /* The reduction overwrites what we are sending when cur is the output: wait for the send. */
+        last = tt_sched_recv_reduce(s, &staging, partner, out, cur, d->count,
+                                    mask * 2 >= p ? TT_STEP_FINAL : 0, partner < r, sent);
+        cur = out;
+    }
+    if (r < 2 * extra)
+        tt_sched_send(s, r - 1, out, d->count, last, TT_NO_STEP);
+}
+
+void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
+                           tt_schedule_t *s)
+{
+    int n = d->nranks, vrank = mod(d->rank - d->root, n), mask = 1;
+    tt_ref_t data = tt_ref(vrank == 0 ? TT_BUF_SEND : TT_BUF_RECV, 0);
+    int32_t got = TT_NO_STEP;
+
+    (void)t;
+    if (d->count == 0)
+        return;
+    if (vrank == 0 && !d->in_place)
+        tt_sched_copy(s, tt_ref(TT_BUF_RECV, 0), data, d->count, TT_NO_STEP, TT_NO_STEP);
+    for (; mask < n; mask <<= 1) {
+        if (vrank & mask) {
+            got = tt_sched_recv(s, mod(d->rank - mask, n), data, d->count, TT_NO_STEP,
+                                TT_NO_STEP);
+            break;
+        }
+    }
+    for (mask >>= 1; mask > 0; mask >>= 1)
+        if (vrank + mask < n)
+            tt_sched_send(s, mod(d->rank + mask, n), data, d->count, got, TT_NO_STEP);
+}
+
+/*
+ * Binomial reduce: a rank folds in its children's subtrees (in increasing
+ * distance) and passes the result to its parent. Children always come after
+ * their parent in rank order relative to the root, so "local first".
+ */
+void tt_binomial_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s)
+{
+    int n = d->nranks, vrank = mod(d->rank - d->root, n);
+    tt_ref_t acc = tt_ref(TT_BUF_SEND, 0), dst;
+    tt_staging_t staging;
+    int32_t last = TT_NO_STEP;
+    int last_child = 0;
+
+    (void)t;
+    if (n == 1 || d->count == 0) {
+        if (n == 1 && !d->in_place && d->count > 0)
+            tt_sched_copy(s, tt_ref(TT_BUF_RECV, 0), acc, d->count, TT_NO_STEP, TT_NO_STEP);
+        return;
+    }
+    /* The children are vrank + mask for the masks below vrank's lowest set bit. */
+    for (int mask = 1; mask < n && !(vrank & mask); mask <<= 1)
+        if (vrank + mask < n)
+            last_child = mask;
+    tt_staging_init(&staging, s, 2, d->count * d->elem_size);
+    dst = vrank == 0 ? tt_ref(TT_BUF_RECV, 0) : tt_sched_scratch(s, d->count * d->elem_size);
+    for (int mask = 1; mask <= last_child; mask <<= 1) {
+        if (vrank + mask >= n)
+            continue;
+        last = tt_sched_recv_reduce(s, &staging, mod(d->rank + mask, n), dst, acc, d->count,
+                                    vrank == 0 && mask == last_child ? TT_STEP_FINAL : 0, 0,
+                                    last);
+        acc = dst;
+    }
+    if (vrank != 0) {
+        int parent_mask = vrank & -vrank;
+        tt_sched_send(s, mod(d->rank - parent_mask, n), acc, d->count, last, TT_NO_STEP);
+    }
+}
+
+/* Dissemination: in round k, tell rank r + 2^k that we (and all we heard from) arrived. */
+void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s)
+{
+    int n = d->nranks, r = d->rank;
+    int32_t heard = TT_NO_STEP;
+
+    for (int dist = 1; dist < n; dist <<= 1) {
+        tt_sched_send(s, mod(r + dist, n), tt_ref(TT_BUF_SEND, 0), 0, heard, TT_NO_STEP);
+        heard = tt_sched_recv(s, mod(r - dist, n), tt_ref(TT_BUF_RECV, 0), 0, TT_NO_STEP,
+                              TT_NO_STEP);
+    }
+}

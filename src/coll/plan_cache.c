@@ -1,0 +1,85 @@
+/* The per-communicator plan cache; see plan_cache.h. */
+#include "config.h"
+
+#include "coll/plan_cache.h"
+
+#include <stdlib.h>
+
+void tt_plan_cache_init(tt_plan_cache_t *c, const tt_coll_settings_t *settings)
+{
+    *c = (tt_plan_cache_t){.settings = *settings};
+    pthread_mutex_init(&c->lock, NULL);
+}
+
+void tt_plan_release(tt_plan_t *plan)
+{
+    if (plan != NULL && atomic_fetch_sub(&plan->refs, 1) == 1) {
+        tt_schedule_fini(&plan->sched);
+        free(plan);
+    }
+}
+
+void tt_plan_cache_fini(tt_plan_cache_t *c)
+{
+    for (int i = 0; i < TT_PLAN_CACHE_SIZE; i++)
+        tt_plan_release(c->plans[i]);
+    pthread_mutex_destroy(&c->lock);
+}
+
+static int same_desc(const tt_coll_desc_t *a, const tt_coll_desc_t *b)
+{
+    return a->kind == b->kind && a->count == b->count && a->elem_size == b->elem_size &&
+           a->root == b->root && a->in_place == b->in_place && a->rank == b->rank &&
+           a->nranks == b->nranks;
+}
+
+static tutti_status_t build(const tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p)
+{
+    tt_plan_t *plan = calloc(1, sizeof(*plan));
+    tutti_status_t status;
+
+    if (plan == NULL)
+        return TUTTI_ERR_NO_MEMORY;
+    plan->desc = *d;
+    atomic_init(&plan->refs, 1);
+    tt_schedule_init(&plan->sched, d->elem_size);
+    status = tt_coll_build(d, &c->settings, &plan->sched);
+    if (status != TUTTI_OK) {
+        tt_plan_release(plan);
+        return status;
+    }
+    *plan_p = plan;
+    return TUTTI_OK;
+}
+
+tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p)
+{
+    int victim = 0;
+    tt_plan_t *plan;
+
+    pthread_mutex_lock(&c->lock);
+    c->clock++;
+    for (int i = 0; i < TT_PLAN_CACHE_SIZE; i++) {
+        if (c->plans[i] != NULL && same_desc(&c->plans[i]->desc, d)) {
+            c->last_used[i] = c->clock;
+            atomic_fetch_add(&c->plans[i]->refs, 1);
+            *plan_p = c->plans[i];
+            pthread_mutex_unlock(&c->lock);
+            return TUTTI_OK;
+        }
+        if (c->last_used[i] < c->last_used[victim])
+            victim = i;
+    }
+    pthread_mutex_unlock(&c->lock);
+
+    /* Build outside the lock: big schedules take a while. */
+    TT_CHECK(build(c, d, &plan));
+    pthread_mutex_lock(&c->lock);
+    tt_plan_release(c->plans[victim]);
+    c->plans[victim] = plan;
+    c->last_used[victim] = ++c->clock;
+    atomic_fetch_add(&plan->refs, 1);
+    pthread_mutex_unlock(&c->lock);
+    *plan_p = plan;
+    return TUTTI_OK;
+}

@@ -1,0 +1,39 @@
+/*
+ * Plans (built schedules) cached per communicator, keyed by everything the
+ * schedule depends on, so that repeated calls (the common case in training:
+ * the same buckets every step) skip building. Plans are reference-counted:
+ * an operation keeps its plan alive even if the cache evicts it meanwhile.
+ */
+#ifndef TT_COLL_PLAN_CACHE_H
+#define TT_COLL_PLAN_CACHE_H
+
+#include "coll/coll.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct tt_plan {
+    tt_coll_desc_t desc;
+    tt_schedule_t sched;
+    atomic_int refs;
+} tt_plan_t;
+
+#define TT_PLAN_CACHE_SIZE 32
+
+typedef struct tt_plan_cache {
+    pthread_mutex_t lock;
+    tt_coll_settings_t settings;
+    tt_plan_t *plans[TT_PLAN_CACHE_SIZE];
+    uint64_t last_used[TT_PLAN_CACHE_SIZE];
+    uint64_t clock;
+} tt_plan_cache_t;
+
+void tt_plan_cache_init(tt_plan_cache_t *c, const tt_coll_settings_t *settings);
+void tt_plan_cache_fini(tt_plan_cache_t *c);
+
+/* The plan for @p d, built if not cached; release it with tt_plan_release(). */
+tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p);
+
+void tt_plan_release(tt_plan_t *plan);
+
+#endif

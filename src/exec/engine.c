@@ -1,0 +1,311 @@
+/* Queueing, progress, deadlines and failure for one communicator; see engine.h. */
+#include "config.h"
+
+#include "exec/engine.h"
+
+#include "reduce/reduce.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const tt_config_field_t engine_fields[] = {
+    {"PROGRESS_THREAD", "yes", "run a progress thread per communicator for nonblocking calls",
+     TT_CFG_BOOL, offsetof(tt_engine_settings_t, progress_thread), NULL},
+    {"OP_TIMEOUT", "600s",
+     "deadline for one collective; when it passes the communicator fails with TUTTI_ERR_TIMEOUT",
+     TT_CFG_DURATION, offsetof(tt_engine_settings_t, op_timeout_ns), NULL},
+    {"FAILURE_TIMEOUT", "5s",
+     "a peer that shows no sign of life for this long is declared failed (keep-alive probes on "
+     "the control connection)",
+     TT_CFG_DURATION, offsetof(tt_engine_settings_t, failure_timeout_ns), NULL},
+    {"POLL_SPIN", "20us", "busy-poll this long after the last progress before yielding",
+     TT_CFG_DURATION, offsetof(tt_engine_settings_t, poll_spin_ns), NULL},
+    {"POLL_YIELD", "1ms", "then yield the CPU until this long after the last progress",
+     TT_CFG_DURATION, offsetof(tt_engine_settings_t, poll_yield_ns), NULL},
+    {"POLL_SLEEP_MAX", "100us", "then sleep, doubling the period up to this", TT_CFG_DURATION,
+     offsetof(tt_engine_settings_t, poll_sleep_max_ns), NULL},
+    {"REDUCE_ISA", "auto", "reduction kernels: auto, generic, avx2 or avx512", TT_CFG_ENUM,
+     offsetof(tt_engine_settings_t, reduce_isa), tt_reduce_isa_names},
+};
+
+const tt_config_table_t tt_engine_config_table = {
+    "exec", engine_fields, TT_ARRAY_SIZE(engine_fields), sizeof(tt_engine_settings_t)};
+
+/* While an operation runs, look for failed peers this often. */
+#define ENGINE_HEALTH_INTERVAL_NS (2 * TT_NS_PER_MS)
+
+static void finish(tt_engine_t *e, tt_op_t *op, tutti_status_t status)
+{
+    atomic_store(&op->status, status);
+    if (e->active == op)
+        e->active = NULL;
+}
+
+/* The communicator failed: nothing queued or running can complete any more. */
+static void fail_everything(tt_engine_t *e, tutti_status_t status)
+{
+    tt_xfer_t *done = NULL;
+
+    for (int t = 0; t < e->ntransports; t++)
+        e->transports[t]->ops->cancel_all(e->transports[t], status, &done);
+    if (e->active != NULL)
+        finish(e, e->active, status);
+    while (e->head != NULL) {
+        tt_op_t *op = e->head;
+        e->head = op->next;
+        finish(e, op, status);
+    }
+    e->tail = NULL;
+}
+
+static void start_next(tt_engine_t *e)
+{
+    tt_op_t *op = e->head;
+    tutti_status_t status;
+
+    e->head = op->next;
+    if (e->head == NULL)
+        e->tail = NULL;
+    if (op->sched->scratch_bytes > e->scratch_cap) {
+        void *grown = realloc(e->scratch, op->sched->scratch_bytes);
+        if (grown == NULL) {
+            tt_error("%s: cannot allocate %zu bytes of scratch", op->name,
+                     op->sched->scratch_bytes);
+            finish(e, op, TUTTI_ERR_NO_MEMORY);
+            return;
+        }
+        e->scratch = grown;
+        e->scratch_cap = op->sched->scratch_bytes;
+    }
+    op->base[TT_BUF_SCRATCH] = e->scratch;
+    e->active = op;
+    status = tt_exec_start(&e->exec, op->sched, op->base, &op->env, op->tag);
+    if (status != TUTTI_OK)
+        finish(e, op, status);
+}
+
+/* The active operation's executor stopped: success, or a failed transfer. */
+static void conclude_active(tt_engine_t *e)
+{
+    tutti_status_t status = tt_exec_status(&e->exec);
+    int peer = e->exec.failed_peer;
+
+    if (status == TUTTI_OK) {
+        finish(e, e->active, TUTTI_OK);
+        return;
+    }
+    /* A mismatched message says the ranks disagree, not that this peer died. */
+    tt_health_fail(e->health, status, status == TUTTI_ERR_PROTOCOL ? -1 : peer,
+                   "%s: transfer with rank %d failed", e->active->name, peer);
+    fail_everything(e, e->health->status);
+}
+
+/* One pass; returns how much happened (0: nothing). Called with the lock held. */
+static int progress_once(tt_engine_t *e)
+{
+    int events = 0;
+    tutti_status_t health;
+
+    for (int t = 0; t < e->ntransports; t++) {
+        tt_xfer_t *done = NULL;
+        events += e->transports[t]->ops->progress(e->transports[t], &done);
+        while (done != NULL) {
+            tt_xfer_t *x = done;
+            done = x->next;
+            if (e->active != NULL)
+                tt_exec_xfer_done(&e->exec, x);
+        }
+    }
+    for (;;) {
+        if (e->active != NULL && tt_exec_status(&e->exec) != TUTTI_IN_PROGRESS) {
+            conclude_active(e);
+            events++;
+        }
+        if (e->active != NULL || e->head == NULL)
+            break;
+        start_next(e);
+        events++;
+    }
+    if (e->active == NULL)
+        return events;
+    health = tt_health_check(e->health, 0);
+    if (health == TUTTI_OK && tt_time_ns() > e->active->deadline) {
+        tt_health_fail(e->health, TUTTI_ERR_TIMEOUT, -1,
+                       "%s did not complete within TUTTI_OP_TIMEOUT (%.1f s)", e->active->name,
+                       (double)e->settings.op_timeout_ns / TT_NS_PER_S);
+        health = e->health->status;
+    }
+    if (health != TUTTI_OK)
+        fail_everything(e, health);
+    return events;
+}
+
+static void *progress_thread(void *arg)
+{
+    tt_engine_t *e = arg;
+    tt_backoff_t backoff;
+
+    tt_backoff_init(&backoff, &e->backoff);
+    pthread_mutex_lock(&e->lock);
+    while (!e->shutdown) {
+        /* Stand aside while a caller drives progress itself, and when idle. */
+        if (e->waiters > 0 || (e->active == NULL && e->head == NULL)) {
+            pthread_cond_wait(&e->wake, &e->lock);
+            tt_backoff_reset(&backoff);
+            continue;
+        }
+        if (progress_once(e)) {
+            tt_backoff_reset(&backoff);
+            continue;
+        }
+        pthread_mutex_unlock(&e->lock);
+        tt_backoff_idle(&backoff);
+        pthread_mutex_lock(&e->lock);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
+tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings,
+                              tt_transport_t *const *transports, int ntransports,
+                              tt_health_t *health)
+{
+    memset(e, 0, sizeof(*e));
+    e->settings = *settings;
+    e->backoff.spin_ns = settings->poll_spin_ns;
+    e->backoff.yield_ns = settings->poll_yield_ns;
+    e->backoff.max_sleep_ns = TT_MAX(settings->poll_sleep_max_ns, 1000);
+    e->transports = transports;
+    e->ntransports = ntransports;
+    e->health = health;
+    health->interval_ns = ENGINE_HEALTH_INTERVAL_NS;
+    tt_exec_init(&e->exec);
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->wake, NULL);
+    if (settings->progress_thread) {
+        if (pthread_create(&e->thread, NULL, progress_thread, e) != 0) {
+            tt_error("cannot start the progress thread");
+            pthread_cond_destroy(&e->wake);
+            pthread_mutex_destroy(&e->lock);
+            return TUTTI_ERR_SYSTEM;
+        }
+        e->thread_running = 1;
+    }
+    return TUTTI_OK;
+}
+
+void tt_engine_fini(tt_engine_t *e, tutti_status_t status)
+{
+    pthread_mutex_lock(&e->lock);
+    e->shutdown = 1;
+    if (e->active != NULL || e->head != NULL)
+        fail_everything(e, status);
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    if (e->thread_running)
+        pthread_join(e->thread, NULL);
+    tt_exec_fini(&e->exec);
+    free(e->scratch);
+    pthread_cond_destroy(&e->wake);
+    pthread_mutex_destroy(&e->lock);
+}
+
+/* Queue @p op; the lock is held. */
+static tutti_status_t enqueue(tt_engine_t *e, tt_op_t *op)
+{
+    tutti_status_t failed = e->health->status;
+    if (failed != TUTTI_OK)
+        return failed;
+    atomic_store(&op->status, TUTTI_IN_PROGRESS);
+    op->tag = (uint32_t)op->tag | (uint64_t)e->next_seq++ << 32;
+    op->deadline = tt_deadline_after(e->settings.op_timeout_ns);
+    op->next = NULL;
+    if (e->tail != NULL)
+        e->tail->next = op;
+    else
+        e->head = op;
+    e->tail = op;
+    return TUTTI_OK;
+}
+
+tutti_status_t tt_engine_post(tt_engine_t *e, tt_op_t *op)
+{
+    tutti_status_t status;
+    pthread_mutex_lock(&e->lock);
+    status = enqueue(e, op);
+    if (status == TUTTI_OK) {
+        progress_once(e);
+        if (e->waiters == 0)
+            pthread_cond_signal(&e->wake);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return status;
+}
+
+/* Progress until @p op is done; the lock is held and waiters counts us. */
+static tutti_status_t wait_locked(tt_engine_t *e, tt_op_t *op)
+{
+    tt_backoff_t backoff;
+
+    tt_backoff_init(&backoff, &e->backoff);
+    while (atomic_load(&op->status) == TUTTI_IN_PROGRESS) {
+        if (progress_once(e)) {
+            tt_backoff_reset(&backoff);
+            continue;
+        }
+        pthread_mutex_unlock(&e->lock);
+        tt_backoff_idle(&backoff);
+        pthread_mutex_lock(&e->lock);
+    }
+    if (--e->waiters == 0 && (e->active != NULL || e->head != NULL))
+        pthread_cond_signal(&e->wake);
+    return (tutti_status_t)atomic_load(&op->status);
+}
+
+tutti_status_t tt_engine_wait(tt_engine_t *e, tt_op_t *op)
+{
+    tutti_status_t status;
+    pthread_mutex_lock(&e->lock);
+    e->waiters++;
+    status = wait_locked(e, op);
+    pthread_mutex_unlock(&e->lock);
+    return status;
+}
+
+tutti_status_t tt_engine_run(tt_engine_t *e, tt_op_t *op)
+{
+    tutti_status_t status;
+    pthread_mutex_lock(&e->lock);
+    e->waiters++;
+    status = enqueue(e, op);
+    if (status == TUTTI_OK)
+        status = wait_locked(e, op);
+    else
+        e->waiters--;
+    pthread_mutex_unlock(&e->lock);
+    return status;
+}
+
+tutti_status_t tt_engine_test(tt_engine_t *e, tt_op_t *op)
+{
+    tutti_status_t status;
+    pthread_mutex_lock(&e->lock);
+    if (atomic_load(&op->status) == TUTTI_IN_PROGRESS)
+        progress_once(e);
+    status = (tutti_status_t)atomic_load(&op->status);
+    pthread_mutex_unlock(&e->lock);
+    return status;
+}
+
+tutti_status_t tt_engine_health(tt_engine_t *e)
+{
+    tutti_status_t status;
+    pthread_mutex_lock(&e->lock);
+    status = tt_health_check(e->health, 1);
+    if (status != TUTTI_OK)
+        fail_everything(e, status);
+    pthread_mutex_unlock(&e->lock);
+    return status;
+}

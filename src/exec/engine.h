@@ -1,0 +1,84 @@
+/*
+ * The engine of one communicator: a queue of posted operations run one
+ * after another by the executor, progress driven either by a thread that
+ * waits on a request (blocking calls progress inline, no thread hop) or by
+ * the communicator's progress thread while nobody waits. Every operation has
+ * a deadline; health is checked while operations run; the first failure
+ * fails the active and all queued operations and the communicator.
+ */
+#ifndef TT_EXEC_ENGINE_H
+#define TT_EXEC_ENGINE_H
+
+#include "exec/exec.h"
+#include "health/health.h"
+#include "util/backoff.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct tt_engine_settings {
+    int progress_thread;
+    int64_t op_timeout_ns;
+    int64_t failure_timeout_ns;
+    int64_t poll_spin_ns, poll_yield_ns, poll_sleep_max_ns;
+    int reduce_isa;
+} tt_engine_settings_t;
+
+extern const tt_config_table_t tt_engine_config_table;
+
+/* One posted operation. The poster owns the memory until the status is final. */
+typedef struct tt_op {
+    const tt_schedule_t *sched;
+    void *base[TT_BUF_COUNT]; /* send, receive; scratch is filled in at start */
+    tt_exec_env_t env;
+    uint64_t tag;     /* low 32 bits from the poster; the engine adds the sequence number */
+    const char *name; /* for logs */
+    int64_t deadline;
+    atomic_int status; /* a tutti_status_t: TUTTI_IN_PROGRESS until done */
+    struct tt_op *next;
+} tt_op_t;
+
+typedef struct tt_engine {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    tt_engine_settings_t settings;
+    tt_backoff_params_t backoff;
+    tt_transport_t *const *transports;
+    int ntransports;
+    tt_health_t *health;
+    tt_op_t *head, *tail, *active;
+    tt_exec_t exec;
+    void *scratch;
+    size_t scratch_cap;
+    uint32_t next_seq; /* operations posted so far */
+    int waiters, shutdown, thread_running;
+    pthread_t thread;
+} tt_engine_t;
+
+tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings,
+                              tt_transport_t *const *transports, int ntransports,
+                              tt_health_t *health);
+
+/* Stop the progress thread; queued and active operations fail with @p status. */
+void tt_engine_fini(tt_engine_t *e, tutti_status_t status);
+
+/*
+ * Queue @p op, numbering it: the n-th operation of a communicator carries n
+ * in its messages' tags on every rank. Returns the communicator's failure status instead (and does
+ * not queue) if it has failed.
+ */
+tutti_status_t tt_engine_post(tt_engine_t *e, tt_op_t *op);
+
+/* Drive progress until @p op is done; returns its status. */
+tutti_status_t tt_engine_wait(tt_engine_t *e, tt_op_t *op);
+
+/* Post and wait, without waking the progress thread. */
+tutti_status_t tt_engine_run(tt_engine_t *e, tt_op_t *op);
+
+/* Make progress once; TUTTI_IN_PROGRESS or @p op's final status. */
+tutti_status_t tt_engine_test(tt_engine_t *e, tt_op_t *op);
+
+/* TUTTI_OK or the communicator's failure, after looking for news. */
+tutti_status_t tt_engine_health(tt_engine_t *e);
+
+#endif

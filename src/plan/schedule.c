@@ -1,0 +1,210 @@
+/* Building schedules; see schedule.h. */
+#include "config.h"
+
+#include "plan/schedule.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void tt_schedule_init(tt_schedule_t *s, size_t elem_size)
+{
+    memset(s, 0, sizeof(*s));
+    s->elem_size = elem_size;
+    s->status = TUTTI_OK;
+}
+
+void tt_schedule_fini(tt_schedule_t *s)
+{
+    free(s->steps);
+    free(s->succ_start);
+    free(s->succ);
+    free(s->link_next);
+    free(s->initial_pending);
+    memset(s, 0, sizeof(*s));
+}
+
+static int32_t append(tt_schedule_t *s, const tt_step_t *step)
+{
+    if (s->status != TUTTI_OK)
+        return TT_NO_STEP;
+    if (s->nsteps == s->cap) {
+        int32_t cap = s->cap ? s->cap * 2 : 16;
+        tt_step_t *grown = realloc(s->steps, (size_t)cap * sizeof(*grown));
+        if (grown == NULL) {
+            s->status = TUTTI_ERR_NO_MEMORY;
+            return TT_NO_STEP;
+        }
+        s->steps = grown;
+        s->cap = cap;
+    }
+    s->steps[s->nsteps] = *step;
+    return s->nsteps++;
+}
+
+static tt_step_t make_step(tt_step_kind_t kind, uint64_t count, int32_t dep0, int32_t dep1)
+{
+    tt_step_t step;
+    memset(&step, 0, sizeof(step));
+    step.kind = (uint8_t)kind;
+    step.peer = -1;
+    step.count = count;
+    step.deps[0] = dep0;
+    step.deps[1] = dep1;
+    return step;
+}
+
+int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count, int32_t dep0,
+                      int32_t dep1)
+{
+    tt_step_t step = make_step(TT_STEP_SEND, count, dep0, dep1);
+    step.peer = peer;
+    step.src = src;
+    return append(s, &step);
+}
+
+int32_t tt_sched_recv(tt_schedule_t *s, int peer, tt_ref_t dst, uint64_t count, int32_t dep0,
+                      int32_t dep1)
+{
+    tt_step_t step = make_step(TT_STEP_RECV, count, dep0, dep1);
+    step.peer = peer;
+    step.dst = dst;
+    return append(s, &step);
+}
+
+int32_t tt_sched_reduce(tt_schedule_t *s, tt_ref_t dst, tt_ref_t a, tt_ref_t b, uint64_t count,
+                        unsigned flags, int32_t dep0, int32_t dep1)
+{
+    tt_step_t step = make_step(TT_STEP_REDUCE, count, dep0, dep1);
+    step.flags = (uint8_t)flags;
+    step.dst = dst;
+    step.src = a;
+    step.src2 = b;
+    return append(s, &step);
+}
+
+int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t count,
+                      int32_t dep0, int32_t dep1)
+{
+    tt_step_t step = make_step(TT_STEP_COPY, count, dep0, dep1);
+    step.dst = dst;
+    step.src = src;
+    return append(s, &step);
+}
+
+tt_ref_t tt_sched_scratch(tt_schedule_t *s, size_t bytes)
+{
+    tt_ref_t where = tt_ref(TT_BUF_SCRATCH, s->scratch_bytes);
+    s->scratch_bytes += TT_ALIGN_UP(bytes, TT_CACHE_LINE);
+    return where;
+}
+
+void tt_staging_init(tt_staging_t *st, tt_schedule_t *s, int nslots, size_t slot_bytes)
+{
+    if (nslots > TT_STAGING_MAX_SLOTS)
+        nslots = TT_STAGING_MAX_SLOTS;
+    st->slot_bytes = TT_ALIGN_UP(slot_bytes, TT_CACHE_LINE);
+    st->nslots = nslots;
+    st->next = 0;
+    st->base = tt_sched_scratch(s, st->slot_bytes * (size_t)nslots);
+    for (int i = 0; i < nslots; i++)
+        st->last_use[i] = TT_NO_STEP;
+}
+
+int tt_staging_take(tt_staging_t *st, tt_ref_t *ref_p, int32_t *wait_p)
+{
+    int slot = st->next;
+    st->next = (st->next + 1) % st->nslots;
+    *ref_p = tt_ref_add(st->base, (uint64_t)slot * st->slot_bytes);
+    *wait_p = st->last_use[slot];
+    return slot;
+}
+
+int32_t tt_sched_recv_reduce(tt_schedule_t *s, tt_staging_t *st, int peer, tt_ref_t dst,
+                             tt_ref_t local, uint64_t count, unsigned flags,
+                             int incoming_first, int32_t dep)
+{
+    tt_ref_t staged;
+    int32_t wait, recv, reduce;
+    int slot = tt_staging_take(st, &staged, &wait);
+
+    recv = tt_sched_recv(s, peer, staged, count, wait, TT_NO_STEP);
+    reduce = tt_sched_reduce(s, dst, incoming_first ? staged : local,
+                             incoming_first ? local : staged, count, flags, recv, dep);
+    st->last_use[slot] = reduce;
+    return reduce;
+}
+
+/* Link order: a transfer waits for the previous one of the same kind to the same peer. */
+static tutti_status_t link_order(tt_schedule_t *s)
+{
+    /* Walk backwards remembering, per (kind, peer), the next transfer seen. */
+    int32_t maxpeer = -1;
+    int32_t *next_of;
+
+    for (int32_t i = 0; i < s->nsteps; i++)
+        if (s->steps[i].peer > maxpeer)
+            maxpeer = s->steps[i].peer;
+    next_of = malloc(2 * (size_t)(maxpeer + 1) * sizeof(int32_t) + 1);
+    if (next_of == NULL)
+        return TUTTI_ERR_NO_MEMORY;
+    for (int32_t p = 0; p < 2 * (maxpeer + 1); p++)
+        next_of[p] = TT_NO_STEP;
+    for (int32_t i = s->nsteps - 1; i >= 0; i--) {
+        const tt_step_t *st = &s->steps[i];
+        int32_t *slot;
+        s->link_next[i] = TT_NO_STEP;
+        if (st->kind != TT_STEP_SEND && st->kind != TT_STEP_RECV)
+            continue;
+        slot = &next_of[2 * st->peer + (st->kind == TT_STEP_RECV)];
+        s->link_next[i] = *slot;
+        if (*slot != TT_NO_STEP)
+            s->initial_pending[*slot]++;
+        *slot = i;
+    }
+    free(next_of);
+    return TUTTI_OK;
+}
+
+tutti_status_t tt_schedule_finalize(tt_schedule_t *s)
+{
+    size_t n = (size_t)s->nsteps;
+    int32_t *fill;
+
+    if (s->status != TUTTI_OK)
+        return s->status;
+    s->succ_start = calloc(n + 1, sizeof(int32_t));
+    s->link_next = malloc(n * sizeof(int32_t) + 1);
+    s->initial_pending = calloc(n + 1, sizeof(int32_t));
+    fill = calloc(n + 1, sizeof(int32_t));
+    if (s->succ_start == NULL || s->link_next == NULL || s->initial_pending == NULL ||
+        fill == NULL)
+        goto err_nomem;
+    /* Count successors, then lay them out (CSR). */
+    for (size_t i = 0; i < n; i++) {
+        for (int d = 0; d < 2; d++) {
+            int32_t dep = s->steps[i].deps[d];
+            if (dep == TT_NO_STEP)
+                continue;
+            s->succ_start[dep + 1]++;
+            s->initial_pending[i]++;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        s->succ_start[i + 1] += s->succ_start[i];
+    s->succ = malloc((size_t)s->succ_start[n] * sizeof(int32_t) + 1);
+    if (s->succ == NULL)
+        goto err_nomem;
+    for (size_t i = 0; i < n; i++)
+        for (int d = 0; d < 2; d++) {
+            int32_t dep = s->steps[i].deps[d];
+            if (dep != TT_NO_STEP)
+                s->succ[s->succ_start[dep] + fill[dep]++] = (int32_t)i;
+        }
+    free(fill);
+    return link_order(s);
+
+err_nomem:
+    free(fill);
+    s->status = TUTTI_ERR_NO_MEMORY;
+    return s->status;
+}

@@ -1,0 +1,144 @@
+/*
+ * A schedule is one rank's part of a collective, as data: an array of steps
+ * (send, receive, reduce, copy) over three buffers (the user's send and
+ * receive buffers and a scratch area the schedule sizes itself), each step
+ * naming up to two steps that must complete before it starts.
+ *
+ * Algorithms (src/coll) build schedules; one executor (src/exec) runs them
+ * all; tests and the simulator run every rank's schedule in memory. A step
+ * names a logical peer (a communicator rank); which link carries it is the
+ * executor's route table's business.
+ *
+ * Ordering rule: transfers to one peer are posted in schedule order, and so
+ * are receives from one peer. Algorithms rely on it for message matching,
+ * and it is why a schedule must list a rank's transfers to each peer in the
+ * same order as that peer lists the matching ones.
+ */
+#ifndef TT_PLAN_SCHEDULE_H
+#define TT_PLAN_SCHEDULE_H
+
+#include "util/compiler.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum tt_step_kind {
+    TT_STEP_SEND,   /* send count elements at src to peer */
+    TT_STEP_RECV,   /* receive count elements from peer into dst */
+    TT_STEP_REDUCE, /* dst = src op src2, element-wise */
+    TT_STEP_COPY,   /* dst = src */
+} tt_step_kind_t;
+
+typedef enum tt_buf {
+    TT_BUF_SEND,    /* the user's input */
+    TT_BUF_RECV,    /* the user's output */
+    TT_BUF_SCRATCH, /* the schedule's own scratch area */
+    TT_BUF_COUNT,
+} tt_buf_t;
+
+/* Step flag: this reduction produces a final value (TUTTI_AVG divides here). */
+#define TT_STEP_FINAL 1u
+
+/* A place in one of the buffers, in bytes. */
+typedef struct tt_ref {
+    uint64_t offset : 62;
+    uint64_t buf : 2;
+} tt_ref_t;
+
+static inline tt_ref_t tt_ref(tt_buf_t buf, uint64_t offset)
+{
+    tt_ref_t r = {offset, buf};
+    return r;
+}
+
+/* @p r moved on by @p bytes. */
+static inline tt_ref_t tt_ref_add(tt_ref_t r, uint64_t bytes)
+{
+    return tt_ref((tt_buf_t)r.buf, r.offset + bytes);
+}
+
+#define TT_NO_STEP (-1)
+
+typedef struct tt_step {
+    uint8_t kind;
+    uint8_t flags;
+    int32_t peer;
+    uint64_t count; /* elements */
+    tt_ref_t dst, src, src2;
+    int32_t deps[2]; /* TT_NO_STEP or earlier steps that must complete first */
+} tt_step_t;
+
+typedef struct tt_schedule {
+    tt_step_t *steps;
+    int32_t nsteps, cap;
+    size_t elem_size;
+    size_t scratch_bytes;
+    tutti_status_t status; /* sticky: the first allocation failure while building */
+    /* Filled by tt_schedule_finalize(): */
+    int32_t *succ_start; /* successors of step i: succ[succ_start[i] .. succ_start[i+1]) */
+    int32_t *succ;
+    int32_t *link_next;   /* next transfer of the same kind to the same peer, or TT_NO_STEP */
+    int32_t *initial_pending; /* deps + 1 if an earlier transfer on the same link exists */
+} tt_schedule_t;
+
+/* Start an empty schedule for elements of @p elem_size bytes. */
+void tt_schedule_init(tt_schedule_t *s, size_t elem_size);
+
+/* Free everything the schedule holds. */
+void tt_schedule_fini(tt_schedule_t *s);
+
+/*
+ * Append steps. Each returns the new step's index, or TT_NO_STEP if memory
+ * ran out (then s->status says so and later appends do nothing).
+ */
+int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count, int32_t dep0,
+                      int32_t dep1);
+int32_t tt_sched_recv(tt_schedule_t *s, int peer, tt_ref_t dst, uint64_t count, int32_t dep0,
+                      int32_t dep1);
+int32_t tt_sched_reduce(tt_schedule_t *s, tt_ref_t dst, tt_ref_t a, tt_ref_t b, uint64_t count,
+                        unsigned flags, int32_t dep0, int32_t dep1);
+int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t count,
+                      int32_t dep0, int32_t dep1);
+
+/* Reserve @p bytes of scratch (64-byte aligned); returns where they start. */
+tt_ref_t tt_sched_scratch(tt_schedule_t *s, size_t bytes);
+
+/*
+ * Staging slots for received data: a ring of scratch slots taken in turn.
+ * Taking a slot hands back the step that last used it, which the next user
+ * must wait for, so that pipelining never overwrites data still being read.
+ */
+#define TT_STAGING_MAX_SLOTS 16
+
+typedef struct tt_staging {
+    tt_ref_t base;
+    size_t slot_bytes;
+    int nslots, next;
+    int32_t last_use[TT_STAGING_MAX_SLOTS];
+} tt_staging_t;
+
+/* Reserve @p nslots slots of @p slot_bytes in the schedule's scratch. */
+void tt_staging_init(tt_staging_t *st, tt_schedule_t *s, int nslots, size_t slot_bytes);
+
+/*
+ * Take the next slot: returns its index, where it is, and the step the new
+ * user must wait for. Record the new user's last step in st->last_use[slot].
+ */
+int tt_staging_take(tt_staging_t *st, tt_ref_t *ref_p, int32_t *wait_p);
+
+/*
+ * Receive @p count elements from @p peer into a staging slot and reduce them
+ * with @p local into @p dst. With @p incoming_first the received data is the
+ * left operand (the order matters for bitwise reproducibility when an
+ * algorithm must combine operands in a fixed order). @p dep is an extra
+ * dependency of the reduction (the previous writer of dst or local).
+ * Returns the reduction step.
+ */
+int32_t tt_sched_recv_reduce(tt_schedule_t *s, tt_staging_t *st, int peer, tt_ref_t dst,
+                             tt_ref_t local, uint64_t count, unsigned flags,
+                             int incoming_first, int32_t dep);
+
+/* Compute what the executor needs (successors, link order). */
+tutti_status_t tt_schedule_finalize(tt_schedule_t *s);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * The transport interface. A transport moves bytes between this rank and
+ * some of its peers and reports when a peer or link fails; it knows nothing
+ * about collectives (it includes nothing from src/plan, src/coll or src/api).
+ *
+ * Semantics every transport provides:
+ * - Messages, ordered per (peer, direction): the n-th receive posted for a
+ *   peer matches the n-th send that peer posted to us. No tags are needed
+ *   for matching; each message carries a 64-bit tag that the receiver checks
+ *   against the one it expects, so ranks that disagree about which
+ *   collective they are in get TUTTI_ERR_PROTOCOL, not corrupt data.
+ * - The length of a receive equals the length of the matching send; a
+ *   mismatch is TUTTI_ERR_PROTOCOL. Zero-length messages are valid.
+ * - Nothing blocks: send and recv post, progress moves and completes.
+ * - A send's buffer may be reused once the send completes.
+ * - Failures complete the affected transfers with a failure-range status
+ *   and are reported by check_peers; policy (retry, reroute, abort) is the
+ *   caller's.
+ *
+ * Lifecycle (per communicator): create -> exchange the address blob through
+ * the bootstrap -> connect -> bootstrap barrier -> ready -> ... -> destroy.
+ */
+#ifndef TT_TRANSPORTS_TRANSPORT_H
+#define TT_TRANSPORTS_TRANSPORT_H
+
+#include "util/config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One message in flight. The caller owns the memory; the transport links it. */
+typedef struct tt_xfer {
+    void *buf;     /* data to send, or where to receive */
+    size_t len;    /* bytes */
+    int peer;      /* communicator rank of the other side */
+    uint64_t tag;  /* checked by the receiver (see above) */
+    uint64_t user; /* the caller's cookie */
+    tutti_status_t status; /* TUTTI_IN_PROGRESS until complete */
+    /* transport-private */
+    struct tt_xfer *next;
+    size_t offset;
+    uint64_t ordinal;
+} tt_xfer_t;
+
+/* A peer or link that went bad. */
+typedef struct tt_link_event {
+    int peer;
+    tutti_status_t status; /* TUTTI_ERR_PEER_FAILED or TUTTI_ERR_LINK_FAILED */
+    char reason[160];
+} tt_link_event_t;
+
+typedef struct tt_transport_params {
+    int rank;                /* this rank in the communicator */
+    int nranks;              /* size of the communicator */
+    const int *peers;        /* ranks this instance serves, ascending, this rank included */
+    int npeers;
+    uint64_t comm_ctx;       /* unique per communicator (names, tags) */
+    const tt_config_overrides_t *overrides;
+} tt_transport_params_t;
+
+/* Base of every transport instance; private state embeds it first. */
+typedef struct tt_transport {
+    const struct tt_transport_ops *ops;
+} tt_transport_t;
+
+typedef struct tt_transport_ops {
+    size_t size;      /* sizeof(tt_transport_ops_t) the transport was built with */
+    const char *name; /* "shm", ... */
+    const tt_config_table_t *config;
+    size_t address_size; /* bytes of the blob create() writes */
+
+    /* Whether the transport can run on this machine; if not, why (one line). */
+    int (*available)(char *why, size_t why_size);
+
+    /* Make an instance for one communicator and write this rank's address blob. */
+    tutti_status_t (*create)(const tt_transport_params_t *params, void *address,
+                             tt_transport_t **tl_p);
+
+    /* Attach to every peer: @p addresses holds npeers blobs in params->peers order. */
+    tutti_status_t (*connect)(tt_transport_t *tl, const void *addresses);
+
+    /* Every peer has connected (a barrier passed): drop set-up state such as names. */
+    tutti_status_t (*ready)(tt_transport_t *tl);
+
+    void (*destroy)(tt_transport_t *tl);
+
+    /* Post a transfer; the status turns final in progress(). */
+    tutti_status_t (*send)(tt_transport_t *tl, tt_xfer_t *x);
+    tutti_status_t (*recv)(tt_transport_t *tl, tt_xfer_t *x);
+
+    /*
+     * Move posted transfers. Completed ones are pushed onto *done (linked by
+     * next). Returns how many made progress (0: nothing happened).
+     */
+    int (*progress)(tt_transport_t *tl, tt_xfer_t **done);
+
+    /* Look for failed peers; fill up to @p max events, return how many. */
+    int (*check_peers)(tt_transport_t *tl, tt_link_event_t *events, int max);
+
+    /* Fail every posted transfer with @p status (the communicator is giving up). */
+    void (*cancel_all)(tt_transport_t *tl, tutti_status_t status, tt_xfer_t **done);
+} tt_transport_ops_t;
+
+/* The registered transports, in preference order, NULL-terminated. */
+extern const tt_transport_ops_t *const tt_transports[];
+
+#endif
