@@ -28,12 +28,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Send flag: the receiver will combine this data, not store it (protocol hint). */
+#define TT_XFER_TO_REDUCE 1u
+
+struct tt_xfer;
+
+/*
+ * Receives only: instead of copying arriving data to buf, the transport may
+ * hand it over piece by piece (pieces in order, each a multiple of 64 bytes
+ * but the last). The data is valid during the call only.
+ */
+typedef void (*tt_xfer_consume_fn_t)(struct tt_xfer *x, const void *data, size_t offset,
+                                     size_t len);
+
 /* One message in flight. The caller owns the memory; the transport links it. */
 typedef struct tt_xfer {
     void *buf;     /* data to send, or where to receive */
     size_t len;    /* bytes */
     int peer;      /* communicator rank of the other side */
+    unsigned flags; /* TT_XFER_* */
     uint64_t tag;  /* checked by the receiver (see above) */
+    tt_xfer_consume_fn_t consume; /* receives: NULL, or who takes the data */
+    void *owner;   /* the caller's object */
     uint64_t user; /* the caller's cookie */
     tutti_status_t status; /* TUTTI_IN_PROGRESS until complete */
     /* transport-private */

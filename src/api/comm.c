@@ -82,8 +82,8 @@ static tutti_status_t load_settings(tutti_comm_t comm, const tt_config_overrides
     TT_CHECK(tt_log_configure(&comm->overrides));
     TT_CHECK(tt_config_load(&tt_coll_config_table, &comm->overrides, &comm->coll));
     TT_CHECK(tt_config_load(&tt_engine_config_table, &comm->overrides, &comm->exec));
-    if (comm->coll.pipeline_slots < 1 || comm->coll.pipeline_slots > TT_STAGING_MAX_SLOTS) {
-        tt_error("TUTTI_PIPELINE_SLOTS must be between 1 and %d", TT_STAGING_MAX_SLOTS);
+    if (comm->coll.pipeline_slots < 1 || comm->coll.pipeline_slots > TT_SLOT_RING_MAX) {
+        tt_error("TUTTI_PIPELINE_SLOTS must be between 1 and %d", TT_SLOT_RING_MAX);
         return TUTTI_ERR_INVALID_ARG;
     }
     isa = (tt_reduce_isa_t)comm->exec.reduce_isa;

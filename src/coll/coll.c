@@ -14,7 +14,7 @@ static const char *const algo_names[] = {"auto", "bandwidth", "latency", NULL};
 static const tt_config_field_t coll_fields[] = {
     {"CHUNK_SIZE", "256K", "bytes per pipeline chunk in ring and chain algorithms", TT_CFG_SIZE,
      offsetof(tt_coll_settings_t, chunk_bytes), NULL},
-    {"PIPELINE_SLOTS", "4", "chunks received ahead of their reduction (1-16)", TT_CFG_SIZE,
+    {"PIPELINE_SLOTS", "4", "partial-result buffers a chain reduce cycles through (1-16)", TT_CFG_SIZE,
      offsetof(tt_coll_settings_t, pipeline_slots), NULL},
     {"LATENCY_MAX", "64K",
      "messages up to this many bytes use latency algorithms (recursive doubling, binomial trees)",

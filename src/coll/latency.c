@@ -24,15 +24,15 @@ static int largest_power_of_two_at_most(int n)
 /*
  * Recursive doubling. For n not a power of two, the first 2*extra ranks
  * pair up: even ones hand their data to the odd neighbour and get the
- * result back at the end.
+ * result back at the end. Each round combines into the buffer not being
+ * sent (the output and one scratch buffer take turns), so a round's receive
+ * never waits for its own send: partners cannot wait on each other.
  */
 void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s)
 {
     int n = d->nranks, r = d->rank, p = largest_power_of_two_at_most(n), extra = n - p;
-    size_t bytes = d->count * d->elem_size;
-    tt_ref_t in = tt_ref(TT_BUF_SEND, 0), out = tt_ref(TT_BUF_RECV, 0), cur = in;
-    tt_staging_t staging;
-    int32_t last = TT_NO_STEP;
+    tt_ref_t in = tt_ref(TT_BUF_SEND, 0), out = tt_ref(TT_BUF_RECV, 0), tmp, cur = in;
+    int32_t produced = TT_NO_STEP, sent = TT_NO_STEP, sent_before = TT_NO_STEP;
     int vrank;
 
     (void)t;
@@ -41,15 +41,16 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
             tt_sched_copy(s, out, in, d->count, TT_NO_STEP, TT_NO_STEP);
         return;
     }
-    tt_staging_init(&staging, s, 2, bytes);
     if (r < 2 * extra && r % 2 == 0) {
-        tt_sched_send(s, r + 1, in, d->count, TT_NO_STEP, TT_NO_STEP);
+        tt_sched_send(s, r + 1, in, d->count, TT_STEP_TO_REDUCE, TT_NO_STEP, TT_NO_STEP);
         tt_sched_recv(s, r + 1, out, d->count, TT_NO_STEP, TT_NO_STEP);
         return;
     }
+    tmp = tt_sched_scratch(s, d->count * d->elem_size);
     if (r < 2 * extra) {
-        last = tt_sched_recv_reduce(s, &staging, r - 1, out, in, d->count, 0, 1, TT_NO_STEP);
-        cur = out;
+        produced = tt_sched_recv_reduce(s, r - 1, tmp, in, d->count, TT_STEP_INCOMING_FIRST,
+                                        TT_NO_STEP, TT_NO_STEP);
+        cur = tmp;
         vrank = r / 2;
     } else {
         vrank = r - extra;
@@ -57,14 +58,21 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
     for (int mask = 1; mask < p; mask <<= 1) {
         int vpartner = vrank ^ mask;
         int partner = vpartner < extra ? vpartner * 2 + 1 : vpartner + extra;
-        int32_t sent = tt_sched_send(s, partner, cur, d->count, last, TT_NO_STEP);
-        /* The reduction overwrites what we are sending when cur is the output: wait for the send. */
-        last = tt_sched_recv_reduce(s, &staging, partner, out, cur, d->count,
-                                    mask * 2 >= p ? TT_STEP_FINAL : 0, partner < r, sent);
-        cur = out;
+        tt_ref_t dst = cur.buf == TT_BUF_RECV ? tmp : out;
+        unsigned flags = (partner < r ? TT_STEP_INCOMING_FIRST : 0) |
+                         (mask * 2 >= p ? TT_STEP_FINAL : 0);
+
+        sent_before = sent;
+        sent = tt_sched_send(s, partner, cur, d->count, TT_STEP_TO_REDUCE, produced, TT_NO_STEP);
+        /* dst was last sent two rounds ago: that send must be done before we overwrite it. */
+        produced = tt_sched_recv_reduce(s, partner, dst, cur, d->count, flags, produced,
+                                        sent_before);
+        cur = dst;
     }
+    if (cur.buf != TT_BUF_RECV)
+        produced = tt_sched_copy(s, out, cur, d->count, produced, TT_NO_STEP);
     if (r < 2 * extra)
-        tt_sched_send(s, r - 1, out, d->count, last, TT_NO_STEP);
+        tt_sched_send(s, r - 1, out, d->count, 0, produced, TT_NO_STEP);
 }
 
 void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
@@ -88,7 +96,7 @@ void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
     }
     for (mask >>= 1; mask > 0; mask >>= 1)
         if (vrank + mask < n)
-            tt_sched_send(s, mod(d->rank + mask, n), data, d->count, got, TT_NO_STEP);
+            tt_sched_send(s, mod(d->rank + mask, n), data, d->count, 0, got, TT_NO_STEP);
 }
 
 /*
@@ -100,7 +108,6 @@ void tt_binomial_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt
 {
     int n = d->nranks, vrank = mod(d->rank - d->root, n);
     tt_ref_t acc = tt_ref(TT_BUF_SEND, 0), dst;
-    tt_staging_t staging;
     int32_t last = TT_NO_STEP;
     int last_child = 0;
 
@@ -114,19 +121,19 @@ void tt_binomial_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt
     for (int mask = 1; mask < n && !(vrank & mask); mask <<= 1)
         if (vrank + mask < n)
             last_child = mask;
-    tt_staging_init(&staging, s, 2, d->count * d->elem_size);
     dst = vrank == 0 ? tt_ref(TT_BUF_RECV, 0) : tt_sched_scratch(s, d->count * d->elem_size);
     for (int mask = 1; mask <= last_child; mask <<= 1) {
         if (vrank + mask >= n)
             continue;
-        last = tt_sched_recv_reduce(s, &staging, mod(d->rank + mask, n), dst, acc, d->count,
-                                    vrank == 0 && mask == last_child ? TT_STEP_FINAL : 0, 0,
-                                    last);
+        last = tt_sched_recv_reduce(s, mod(d->rank + mask, n), dst, acc, d->count,
+                                    vrank == 0 && mask == last_child ? TT_STEP_FINAL : 0, last,
+                                    TT_NO_STEP);
         acc = dst;
     }
     if (vrank != 0) {
         int parent_mask = vrank & -vrank;
-        tt_sched_send(s, mod(d->rank - parent_mask, n), acc, d->count, last, TT_NO_STEP);
+        tt_sched_send(s, mod(d->rank - parent_mask, n), acc, d->count, TT_STEP_TO_REDUCE, last,
+                      TT_NO_STEP);
     }
 }
 
@@ -137,7 +144,7 @@ void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s)
     int32_t heard = TT_NO_STEP;
 
     for (int dist = 1; dist < n; dist <<= 1) {
-        tt_sched_send(s, mod(r + dist, n), tt_ref(TT_BUF_SEND, 0), 0, heard, TT_NO_STEP);
+        tt_sched_send(s, mod(r + dist, n), tt_ref(TT_BUF_SEND, 0), 0, 0, heard, TT_NO_STEP);
         heard = tt_sched_recv(s, mod(r - dist, n), tt_ref(TT_BUF_RECV, 0), 0, TT_NO_STEP,
                               TT_NO_STEP);
     }

@@ -73,7 +73,7 @@ static void ring_pass_blocks(const tt_coll_desc_t *d, const tt_coll_settings_t *
             tt_span_t ch = tt_chunk(out, chunk, c);
             tt_ref_t src = k == 0 ? tt_ref_add(own_src, (ch.offset - out.offset) * d->elem_size)
                                   : elem_ref(TT_BUF_RECV, ch.offset, d->elem_size);
-            tt_sched_send(s, right, src, ch.count, ready->last[c], TT_NO_STEP);
+            tt_sched_send(s, right, src, ch.count, 0, ready->last[c], TT_NO_STEP);
         }
         for (uint64_t c = 0; c < tt_nchunks(in, chunk); c++) {
             tt_span_t ch = tt_chunk(in, chunk, c);
@@ -98,7 +98,6 @@ void tt_ring_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_
 {
     int n = d->nranks, r = d->rank, right = mod(r + 1, n), left = mod(r - 1, n);
     uint64_t chunk = tt_chunk_elems(d, t);
-    tt_staging_t staging;
     chunk_steps_t prev;
 
     if (n == 1) {
@@ -107,21 +106,22 @@ void tt_ring_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_
     }
     if (!chunk_steps_init(&prev, tt_nchunks(tt_block(d->count, n, 0), chunk), s))
         return;
-    tt_staging_init(&staging, s, (int)t->pipeline_slots, chunk * d->elem_size);
     for (int k = 0; k < n - 1; k++) {
         tt_span_t out = tt_block(d->count, n, mod(r - k - 1, n));
         tt_span_t in = tt_block(d->count, n, mod(r - k - 2, n));
         for (uint64_t c = 0; c < tt_nchunks(out, chunk); c++) {
             tt_span_t ch = tt_chunk(out, chunk, c);
-            tt_sched_send(s, right, elem_ref(k == 0 ? TT_BUF_SEND : TT_BUF_RECV, ch.offset, d->elem_size),
-                          ch.count, prev.last[c], TT_NO_STEP);
+            tt_sched_send(s, right,
+                          elem_ref(k == 0 ? TT_BUF_SEND : TT_BUF_RECV, ch.offset, d->elem_size),
+                          ch.count, TT_STEP_TO_REDUCE, prev.last[c], TT_NO_STEP);
         }
         for (uint64_t c = 0; c < tt_nchunks(in, chunk); c++) {
             tt_span_t ch = tt_chunk(in, chunk, c);
             prev.last[c] = tt_sched_recv_reduce(
-                s, &staging, left, elem_ref(TT_BUF_RECV, ch.offset, d->elem_size),
+                s, left, elem_ref(TT_BUF_RECV, ch.offset, d->elem_size),
                 elem_ref(TT_BUF_SEND, ch.offset, d->elem_size), ch.count,
-                k == n - 2 ? TT_STEP_FINAL : 0, 1, TT_NO_STEP);
+                TT_STEP_INCOMING_FIRST | (k == n - 2 ? TT_STEP_FINAL : 0), TT_NO_STEP,
+                TT_NO_STEP);
         }
     }
     /* Own block r is final in the receive buffer; pass every block around. */
@@ -136,7 +136,6 @@ void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t
     int n = d->nranks, r = d->rank, right = mod(r + 1, n), left = mod(r - 1, n);
     uint64_t chunk = tt_chunk_elems(d, t), nchunks = TT_DIV_ROUND_UP(d->count, chunk);
     tt_span_t mine = {0, d->count};
-    tt_staging_t staging;
     tt_ref_t partial[2];
     chunk_steps_t reduced = {NULL, 0}, sent = {NULL, 0}, sent_before = {NULL, 0};
 
@@ -150,7 +149,6 @@ void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t
     /* Partial sums alternate between two scratch blocks: one being sent, one being filled. */
     partial[0] = tt_sched_scratch(s, d->count * d->elem_size);
     partial[1] = tt_sched_scratch(s, d->count * d->elem_size);
-    tt_staging_init(&staging, s, (int)t->pipeline_slots, chunk * d->elem_size);
     for (int k = 0; k < n - 1; k++) {
         uint64_t out_block = (uint64_t)mod(r - k - 1, n), in_block = (uint64_t)mod(r - k - 2, n);
         int last = k == n - 2;
@@ -159,7 +157,8 @@ void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t
             tt_ref_t src = k == 0 ? elem_ref(TT_BUF_SEND, out_block * d->count + ch.offset, d->elem_size)
                                   : tt_ref_add(partial[(k - 1) % 2], ch.offset * d->elem_size);
             sent_before.last[c] = sent.last[c];
-            sent.last[c] = tt_sched_send(s, right, src, ch.count, reduced.last[c], TT_NO_STEP);
+            sent.last[c] = tt_sched_send(s, right, src, ch.count, TT_STEP_TO_REDUCE,
+                                         reduced.last[c], TT_NO_STEP);
         }
         for (uint64_t c = 0; c < nchunks; c++) {
             tt_span_t ch = tt_chunk(mine, chunk, c);
@@ -167,9 +166,9 @@ void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t
                                 : tt_ref_add(partial[k % 2], ch.offset * d->elem_size);
             /* partial[k % 2] was last read by the send of step k-1 (sent_before). */
             reduced.last[c] = tt_sched_recv_reduce(
-                s, &staging, left, dst,
-                elem_ref(TT_BUF_SEND, in_block * d->count + ch.offset, d->elem_size), ch.count,
-                last ? TT_STEP_FINAL : 0, 1, sent_before.last[c]);
+                s, left, dst, elem_ref(TT_BUF_SEND, in_block * d->count + ch.offset, d->elem_size),
+                ch.count, TT_STEP_INCOMING_FIRST | (last ? TT_STEP_FINAL : 0),
+                sent_before.last[c], TT_NO_STEP);
         }
     }
 out:
@@ -211,7 +210,7 @@ void tt_chain_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt
         if (pos < n - 1)
             tt_sched_send(s, mod(r + 1, n),
                           elem_ref(pos == 0 ? TT_BUF_SEND : TT_BUF_RECV, ch.offset, d->elem_size),
-                          ch.count, got, TT_NO_STEP);
+                          ch.count, 0, got, TT_NO_STEP);
     }
 }
 
@@ -220,15 +219,14 @@ void tt_chain_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
     int n = d->nranks, r = d->rank, pos = mod(r - d->root - 1, n); /* root is last */
     uint64_t chunk = tt_chunk_elems(d, t);
     tt_span_t all = {0, d->count};
-    tt_staging_t staging, partials;
+    tt_slot_ring_t partials;
 
     if (n == 1) {
         copy_whole(d, s, 0, 0, d->count);
         return;
     }
-    tt_staging_init(&staging, s, (int)t->pipeline_slots, chunk * d->elem_size);
     if (pos > 0 && pos < n - 1)
-        tt_staging_init(&partials, s, (int)t->pipeline_slots, chunk * d->elem_size);
+        tt_slot_ring_init(&partials, s, (int)t->pipeline_slots, chunk * d->elem_size);
     for (uint64_t c = 0; c < tt_nchunks(all, chunk); c++) {
         tt_span_t ch = tt_chunk(all, chunk, c);
         tt_ref_t mine = elem_ref(TT_BUF_SEND, ch.offset, d->elem_size), partial;
@@ -236,17 +234,19 @@ void tt_chain_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
         int slot;
 
         if (pos == 0) {
-            tt_sched_send(s, mod(r + 1, n), mine, ch.count, TT_NO_STEP, TT_NO_STEP);
+            tt_sched_send(s, mod(r + 1, n), mine, ch.count, TT_STEP_TO_REDUCE, TT_NO_STEP,
+                          TT_NO_STEP);
         } else if (pos == n - 1) {
-            tt_sched_recv_reduce(s, &staging, mod(r - 1, n),
-                                 elem_ref(TT_BUF_RECV, ch.offset, d->elem_size), mine, ch.count,
-                                 TT_STEP_FINAL, 1, TT_NO_STEP);
+            tt_sched_recv_reduce(s, mod(r - 1, n), elem_ref(TT_BUF_RECV, ch.offset, d->elem_size),
+                                 mine, ch.count, TT_STEP_INCOMING_FIRST | TT_STEP_FINAL,
+                                 TT_NO_STEP, TT_NO_STEP);
         } else {
-            slot = tt_staging_take(&partials, &partial, &wait);
-            reduced = tt_sched_recv_reduce(s, &staging, mod(r - 1, n), partial, mine, ch.count, 0,
-                                           1, wait);
-            partials.last_use[slot] =
-                tt_sched_send(s, mod(r + 1, n), partial, ch.count, reduced, TT_NO_STEP);
+            /* The partial slot is free once the send that last read it has completed. */
+            slot = tt_slot_ring_take(&partials, &partial, &wait);
+            reduced = tt_sched_recv_reduce(s, mod(r - 1, n), partial, mine, ch.count,
+                                           TT_STEP_INCOMING_FIRST, wait, TT_NO_STEP);
+            partials.last_use[slot] = tt_sched_send(s, mod(r + 1, n), partial, ch.count,
+                                                    TT_STEP_TO_REDUCE, reduced, TT_NO_STEP);
         }
     }
 }

@@ -79,6 +79,26 @@ static void step_complete(tt_exec_t *e, int32_t i)
         e->status = TUTTI_OK;
 }
 
+static inline tt_reduce_fn_t kernel_for(const tt_exec_t *e, const tt_step_t *st)
+{
+    return (st->flags & TT_STEP_FINAL) ? e->env->reduce_final : e->env->reduce;
+}
+
+/* A piece of a RECV_REDUCE arrived: combine it into place while it is hot in cache. */
+static void consume_reduce(tt_xfer_t *x, const void *data, size_t offset, size_t len)
+{
+    tt_exec_t *e = x->owner;
+    const tt_step_t *st = &e->sched->steps[x->user];
+    char *dst = (char *)at(e, st->dst) + offset;
+    const char *local = (const char *)at(e, st->src) + offset;
+    uint64_t count = len / e->sched->elem_size;
+
+    if (st->flags & TT_STEP_INCOMING_FIRST)
+        kernel_for(e, st)(dst, data, local, count, e->env->divisor);
+    else
+        kernel_for(e, st)(dst, local, data, count, e->env->divisor);
+}
+
 static void post(tt_exec_t *e, int32_t i, const tt_step_t *st)
 {
     tt_xfer_t *x = &e->xfers[i];
@@ -88,7 +108,10 @@ static void post(tt_exec_t *e, int32_t i, const tt_step_t *st)
     x->buf = at(e, st->kind == TT_STEP_SEND ? st->src : st->dst);
     x->len = st->count * e->sched->elem_size;
     x->peer = st->peer;
+    x->flags = (st->flags & TT_STEP_TO_REDUCE) ? TT_XFER_TO_REDUCE : 0;
     x->tag = e->tag;
+    x->consume = st->kind == TT_STEP_RECV_REDUCE ? consume_reduce : NULL;
+    x->owner = e;
     x->user = (uint64_t)i;
     status = st->kind == TT_STEP_SEND ? tl->ops->send(tl, x) : tl->ops->recv(tl, x);
     if (status != TUTTI_OK) {
@@ -111,11 +134,12 @@ static void run_ready(tt_exec_t *e)
         switch (st->kind) {
         case TT_STEP_SEND:
         case TT_STEP_RECV:
+        case TT_STEP_RECV_REDUCE:
             post(e, i, st);
             break;
         case TT_STEP_REDUCE:
-            ((st->flags & TT_STEP_FINAL) ? e->env->reduce_final : e->env->reduce)(
-                at(e, st->dst), at(e, st->src), at(e, st->src2), st->count, e->env->divisor);
+            kernel_for(e, st)(at(e, st->dst), at(e, st->src), at(e, st->src2), st->count,
+                              e->env->divisor);
             step_complete(e, i);
             break;
         case TT_STEP_COPY:

@@ -53,10 +53,11 @@ static tt_step_t make_step(tt_step_kind_t kind, uint64_t count, int32_t dep0, in
     return step;
 }
 
-int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count, int32_t dep0,
-                      int32_t dep1)
+int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count,
+                      unsigned flags, int32_t dep0, int32_t dep1)
 {
     tt_step_t step = make_step(TT_STEP_SEND, count, dep0, dep1);
+    step.flags = (uint8_t)flags;
     step.peer = peer;
     step.src = src;
     return append(s, &step);
@@ -68,6 +69,17 @@ int32_t tt_sched_recv(tt_schedule_t *s, int peer, tt_ref_t dst, uint64_t count, 
     tt_step_t step = make_step(TT_STEP_RECV, count, dep0, dep1);
     step.peer = peer;
     step.dst = dst;
+    return append(s, &step);
+}
+
+int32_t tt_sched_recv_reduce(tt_schedule_t *s, int peer, tt_ref_t dst, tt_ref_t src,
+                             uint64_t count, unsigned flags, int32_t dep0, int32_t dep1)
+{
+    tt_step_t step = make_step(TT_STEP_RECV_REDUCE, count, dep0, dep1);
+    step.flags = (uint8_t)flags;
+    step.peer = peer;
+    step.dst = dst;
+    step.src = src;
     return append(s, &step);
 }
 
@@ -98,40 +110,25 @@ tt_ref_t tt_sched_scratch(tt_schedule_t *s, size_t bytes)
     return where;
 }
 
-void tt_staging_init(tt_staging_t *st, tt_schedule_t *s, int nslots, size_t slot_bytes)
+void tt_slot_ring_init(tt_slot_ring_t *ring, tt_schedule_t *s, int nslots, size_t slot_bytes)
 {
-    if (nslots > TT_STAGING_MAX_SLOTS)
-        nslots = TT_STAGING_MAX_SLOTS;
-    st->slot_bytes = TT_ALIGN_UP(slot_bytes, TT_CACHE_LINE);
-    st->nslots = nslots;
-    st->next = 0;
-    st->base = tt_sched_scratch(s, st->slot_bytes * (size_t)nslots);
+    if (nslots > TT_SLOT_RING_MAX)
+        nslots = TT_SLOT_RING_MAX;
+    ring->slot_bytes = TT_ALIGN_UP(slot_bytes, TT_CACHE_LINE);
+    ring->nslots = nslots;
+    ring->next = 0;
+    ring->base = tt_sched_scratch(s, ring->slot_bytes * (size_t)nslots);
     for (int i = 0; i < nslots; i++)
-        st->last_use[i] = TT_NO_STEP;
+        ring->last_use[i] = TT_NO_STEP;
 }
 
-int tt_staging_take(tt_staging_t *st, tt_ref_t *ref_p, int32_t *wait_p)
+int tt_slot_ring_take(tt_slot_ring_t *ring, tt_ref_t *ref_p, int32_t *wait_p)
 {
-    int slot = st->next;
-    st->next = (st->next + 1) % st->nslots;
-    *ref_p = tt_ref_add(st->base, (uint64_t)slot * st->slot_bytes);
-    *wait_p = st->last_use[slot];
+    int slot = ring->next;
+    ring->next = (ring->next + 1) % ring->nslots;
+    *ref_p = tt_ref_add(ring->base, (uint64_t)slot * ring->slot_bytes);
+    *wait_p = ring->last_use[slot];
     return slot;
-}
-
-int32_t tt_sched_recv_reduce(tt_schedule_t *s, tt_staging_t *st, int peer, tt_ref_t dst,
-                             tt_ref_t local, uint64_t count, unsigned flags,
-                             int incoming_first, int32_t dep)
-{
-    tt_ref_t staged;
-    int32_t wait, recv, reduce;
-    int slot = tt_staging_take(st, &staged, &wait);
-
-    recv = tt_sched_recv(s, peer, staged, count, wait, TT_NO_STEP);
-    reduce = tt_sched_reduce(s, dst, incoming_first ? staged : local,
-                             incoming_first ? local : staged, count, flags, recv, dep);
-    st->last_use[slot] = reduce;
-    return reduce;
 }
 
 /* Link order: a transfer waits for the previous one of the same kind to the same peer. */
@@ -153,9 +150,10 @@ static tutti_status_t link_order(tt_schedule_t *s)
         const tt_step_t *st = &s->steps[i];
         int32_t *slot;
         s->link_next[i] = TT_NO_STEP;
-        if (st->kind != TT_STEP_SEND && st->kind != TT_STEP_RECV)
+        if (st->kind != TT_STEP_SEND && st->kind != TT_STEP_RECV &&
+            st->kind != TT_STEP_RECV_REDUCE)
             continue;
-        slot = &next_of[2 * st->peer + (st->kind == TT_STEP_RECV)];
+        slot = &next_of[2 * st->peer + (st->kind != TT_STEP_SEND)];
         s->link_next[i] = *slot;
         if (*slot != TT_NO_STEP)
             s->initial_pending[*slot]++;

@@ -23,10 +23,11 @@
 #include <stdint.h>
 
 typedef enum tt_step_kind {
-    TT_STEP_SEND,   /* send count elements at src to peer */
-    TT_STEP_RECV,   /* receive count elements from peer into dst */
-    TT_STEP_REDUCE, /* dst = src op src2, element-wise */
-    TT_STEP_COPY,   /* dst = src */
+    TT_STEP_SEND,        /* send count elements at src to peer */
+    TT_STEP_RECV,        /* receive count elements from peer into dst */
+    TT_STEP_RECV_REDUCE, /* receive from peer, combining as it arrives: dst = src op incoming */
+    TT_STEP_REDUCE,      /* dst = src op src2, element-wise */
+    TT_STEP_COPY,        /* dst = src */
 } tt_step_kind_t;
 
 typedef enum tt_buf {
@@ -38,6 +39,10 @@ typedef enum tt_buf {
 
 /* Step flag: this reduction produces a final value (TUTTI_AVG divides here). */
 #define TT_STEP_FINAL 1u
+/* Step flag (RECV_REDUCE): the incoming data is the left operand: dst = incoming op src. */
+#define TT_STEP_INCOMING_FIRST 2u
+/* Step flag (SEND): the receiver combines this data (a protocol hint for transports). */
+#define TT_STEP_TO_REDUCE 4u
 
 /* A place in one of the buffers, in bytes. */
 typedef struct tt_ref {
@@ -91,10 +96,19 @@ void tt_schedule_fini(tt_schedule_t *s);
  * Append steps. Each returns the new step's index, or TT_NO_STEP if memory
  * ran out (then s->status says so and later appends do nothing).
  */
-int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count, int32_t dep0,
-                      int32_t dep1);
+int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count,
+                      unsigned flags, int32_t dep0, int32_t dep1);
 int32_t tt_sched_recv(tt_schedule_t *s, int peer, tt_ref_t dst, uint64_t count, int32_t dep0,
                       int32_t dep1);
+/*
+ * Receive @p count elements from @p peer and combine them with @p src into
+ * @p dst as they arrive. The order of operands is fixed by
+ * TT_STEP_INCOMING_FIRST (it matters for bitwise reproducibility when an
+ * algorithm must combine in a fixed order). The matching send should carry
+ * TT_STEP_TO_REDUCE.
+ */
+int32_t tt_sched_recv_reduce(tt_schedule_t *s, int peer, tt_ref_t dst, tt_ref_t src,
+                             uint64_t count, unsigned flags, int32_t dep0, int32_t dep1);
 int32_t tt_sched_reduce(tt_schedule_t *s, tt_ref_t dst, tt_ref_t a, tt_ref_t b, uint64_t count,
                         unsigned flags, int32_t dep0, int32_t dep1);
 int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t count,
@@ -104,39 +118,27 @@ int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t cou
 tt_ref_t tt_sched_scratch(tt_schedule_t *s, size_t bytes);
 
 /*
- * Staging slots for received data: a ring of scratch slots taken in turn.
- * Taking a slot hands back the step that last used it, which the next user
- * must wait for, so that pipelining never overwrites data still being read.
+ * A ring of equally sized scratch slots for partial results, taken in turn.
+ * Taking a slot hands back the step that last used it, which the new user
+ * must wait for, so that pipelining never overwrites data still being sent.
  */
-#define TT_STAGING_MAX_SLOTS 16
+#define TT_SLOT_RING_MAX 16
 
-typedef struct tt_staging {
+typedef struct tt_slot_ring {
     tt_ref_t base;
     size_t slot_bytes;
     int nslots, next;
-    int32_t last_use[TT_STAGING_MAX_SLOTS];
-} tt_staging_t;
+    int32_t last_use[TT_SLOT_RING_MAX];
+} tt_slot_ring_t;
 
-/* Reserve @p nslots slots of @p slot_bytes in the schedule's scratch. */
-void tt_staging_init(tt_staging_t *st, tt_schedule_t *s, int nslots, size_t slot_bytes);
+/* Reserve @p nslots (at most TT_SLOT_RING_MAX) slots of @p slot_bytes in the scratch. */
+void tt_slot_ring_init(tt_slot_ring_t *ring, tt_schedule_t *s, int nslots, size_t slot_bytes);
 
 /*
  * Take the next slot: returns its index, where it is, and the step the new
- * user must wait for. Record the new user's last step in st->last_use[slot].
+ * user must wait for. Record the new user's last step in ring->last_use[slot].
  */
-int tt_staging_take(tt_staging_t *st, tt_ref_t *ref_p, int32_t *wait_p);
-
-/*
- * Receive @p count elements from @p peer into a staging slot and reduce them
- * with @p local into @p dst. With @p incoming_first the received data is the
- * left operand (the order matters for bitwise reproducibility when an
- * algorithm must combine operands in a fixed order). @p dep is an extra
- * dependency of the reduction (the previous writer of dst or local).
- * Returns the reduction step.
- */
-int32_t tt_sched_recv_reduce(tt_schedule_t *s, tt_staging_t *st, int peer, tt_ref_t dst,
-                             tt_ref_t local, uint64_t count, unsigned flags,
-                             int incoming_first, int32_t dep);
+int tt_slot_ring_take(tt_slot_ring_t *ring, tt_ref_t *ref_p, int32_t *wait_p);
 
 /* Compute what the executor needs (successors, link order). */
 tutti_status_t tt_schedule_finalize(tt_schedule_t *s);

@@ -48,8 +48,11 @@ int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, i
     fflush(NULL);
     for (int r = 0; r < nranks; r++) {
         pids[r] = fork();
-        if (pids[r] == 0)
-            _exit(fn(r, nranks, &id, arg) == 0 ? 0 : 1);
+        if (pids[r] == 0) {
+            int failed = fn(r, nranks, &id, arg) != 0;
+            fflush(NULL);
+            _exit(failed);
+        }
         statuses[r] = -1;
     }
     while (alive > 0) {

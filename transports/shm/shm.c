@@ -41,6 +41,8 @@ typedef struct shm_settings {
     size_t slot_size;
     int cma;
     size_t cma_threshold;
+    int cma_for_reduce;
+    size_t cma_piece;
 } shm_settings_t;
 
 static const char *const cma_choices[] = {"auto", "off", NULL};
@@ -56,6 +58,13 @@ static const tt_config_field_t shm_fields[] = {
      TT_CFG_ENUM, offsetof(shm_settings_t, cma), cma_choices},
     {"SHM_CMA_THRESHOLD", "64K", "messages of at least this many bytes use single-copy reads",
      TT_CFG_SIZE, offsetof(shm_settings_t, cma_threshold), NULL},
+    {"SHM_CMA_FOR_REDUCE", "no",
+     "use single-copy reads also for data the receiver combines (else it is reduced straight "
+     "out of the FIFO)",
+     TT_CFG_BOOL, offsetof(shm_settings_t, cma_for_reduce), NULL},
+    {"SHM_CMA_PIECE", "128K",
+     "single-copy reads of data to combine go through a bounce buffer of this size",
+     TT_CFG_SIZE, offsetof(shm_settings_t, cma_piece), NULL},
 };
 
 static const tt_config_table_t shm_config_table = {"shm", shm_fields, TT_ARRAY_SIZE(shm_fields),
@@ -131,6 +140,7 @@ typedef struct shm_transport {
     size_t segment_size;
     uint64_t probe;
     int unlinked;
+    unsigned char *bounce; /* single-copy pieces of data to combine land here */
 } shm_transport_t;
 
 static size_t fifo_bytes(size_t slots, size_t slot_size)
@@ -221,12 +231,18 @@ static tutti_status_t shm_create(const tt_transport_params_t *params, void *addr
     tl->super.ops = &tt_shm_transport_ops;
     TT_CHECK_GOTO(tt_config_load(&shm_config_table, params->overrides, &tl->settings), status,
                   err_free);
-    if (tl->settings.slots < 2 || tl->settings.slot_size < 64) {
-        tt_error("shm: TUTTI_SHM_SLOTS must be >= 2 and TUTTI_SHM_SLOT_SIZE >= 64");
+    if (tl->settings.slots < 2 || tl->settings.slot_size < 64 || tl->settings.cma_piece < 64) {
+        tt_error("shm: TUTTI_SHM_SLOTS must be >= 2, TUTTI_SHM_SLOT_SIZE and "
+                 "TUTTI_SHM_CMA_PIECE >= 64");
         status = TUTTI_ERR_INVALID_ARG;
         goto err_free;
     }
+    /* Pieces handed to consumers must be multiples of 64 bytes (see transport.h). */
     tl->settings.slot_size = TT_ALIGN_UP(tl->settings.slot_size, TT_CACHE_LINE);
+    tl->settings.cma_piece = TT_ALIGN_UP(tl->settings.cma_piece, TT_CACHE_LINE);
+    tl->bounce = malloc(tl->settings.cma_piece);
+    if (tl->bounce == NULL)
+        goto err_free;
     tl->rank = params->rank;
     tl->nranks = params->nranks;
     tl->npeers = params->npeers;
@@ -270,6 +286,7 @@ err_unlink:
     tt_shm_segment_unlink(tl->name);
     tt_shm_segment_unmap(tl->segment, tl->segment_size);
 err_free:
+    free(tl->bounce);
     free(tl->peers);
     free(tl->index_of_rank);
     free(tl);
@@ -332,6 +349,7 @@ static void shm_destroy(tt_transport_t *super)
     if (!tl->unlinked)
         tt_shm_segment_unlink(tl->name);
     tt_shm_segment_unmap(tl->segment, tl->segment_size);
+    free(tl->bounce);
     free(tl->peers);
     free(tl->index_of_rank);
     free(tl);
@@ -394,7 +412,8 @@ static int progress_sends(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t **done)
         tt_xfer_t *x = p->sends.head;
         shm_slot_header_t h = {0, 0, x->len, x->tag, 0};
 
-        if (x->len >= tl->settings.cma_threshold && p->out.fifo->cma_ok) {
+        if (x->len >= tl->settings.cma_threshold && p->out.fifo->cma_ok &&
+            (tl->settings.cma_for_reduce || !(x->flags & TT_XFER_TO_REDUCE))) {
             h.flags = SHM_SLOT_FIRST | SHM_SLOT_RNDV;
             h.rndv_addr = (uint64_t)(uintptr_t)x->buf;
             if (!publish_slot(&p->out, &h, NULL))
@@ -443,8 +462,22 @@ static void fail_peer(shm_peer_t *p, tutti_status_t status, tt_xfer_t **done)
             complete(queue_pop(queues[q]), p->failed, done);
 }
 
+/* Single-copy receive: straight into the buffer, or piece by piece to the consumer. */
+static tutti_status_t read_rndv(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t *x,
+                                uint64_t remote)
+{
+    if (x->consume == NULL)
+        return cma_read(p->pid, x->buf, remote, x->len);
+    for (size_t off = 0; off < x->len; off += tl->settings.cma_piece) {
+        size_t len = TT_MIN(tl->settings.cma_piece, x->len - off);
+        TT_CHECK(cma_read(p->pid, tl->bounce, remote + off, len));
+        x->consume(x, tl->bounce, off, len);
+    }
+    return TUTTI_OK;
+}
+
 /* Take arrived slots into posted receives. */
-static int progress_recvs(shm_peer_t *p, tt_xfer_t **done)
+static int progress_recvs(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t **done)
 {
     shm_channel_t *ch = &p->in;
     int events = 0;
@@ -469,7 +502,7 @@ static int progress_recvs(shm_peer_t *p, tt_xfer_t **done)
             return events + 1;
         }
         if (h.flags & SHM_SLOT_RNDV) {
-            tutti_status_t status = cma_read(p->pid, x->buf, h.rndv_addr, x->len);
+            tutti_status_t status = read_rndv(tl, p, x, h.rndv_addr);
             if (status != TUTTI_OK) {
                 tt_error("shm: single-copy read of %zu bytes from rank %d (pid %d) failed: %s",
                          x->len, p->rank, (int)p->pid, strerror(errno));
@@ -479,7 +512,10 @@ static int progress_recvs(shm_peer_t *p, tt_xfer_t **done)
             x->offset = x->len;
             atomic_fetch_add_explicit(&ch->fifo->rndv_done, 1, memory_order_release);
         } else if (h.len > 0) {
-            memcpy((char *)x->buf + x->offset, slot + SHM_SLOT_HEADER_BYTES, h.len);
+            if (x->consume != NULL)
+                x->consume(x, slot + SHM_SLOT_HEADER_BYTES, x->offset, h.len);
+            else
+                memcpy((char *)x->buf + x->offset, slot + SHM_SLOT_HEADER_BYTES, h.len);
             x->offset += h.len;
         }
         atomic_store_explicit(&ch->fifo->tail, tail + 1, memory_order_release);
@@ -508,7 +544,7 @@ static int shm_progress(tt_transport_t *super, tt_xfer_t **done)
         }
         events += progress_sends(tl, p, done);
         events += progress_reads_done(p, done);
-        events += progress_recvs(p, done);
+        events += progress_recvs(tl, p, done);
     }
     return events;
 }
