@@ -24,15 +24,22 @@ static int largest_power_of_two_at_most(int n)
 /*
  * Recursive doubling. For n not a power of two, the first 2*extra ranks
  * pair up: even ones hand their data to the odd neighbour and get the
- * result back at the end. Each round combines into the buffer not being
- * sent (the output and one scratch buffer take turns), so a round's receive
- * never waits for its own send: partners cannot wait on each other.
+ * result back at the end.
+ *
+ * Each combining step writes into one of two buffers, taking turns, never
+ * into the one being sent in the same round, so a round's receive does not
+ * wait for its own send and partners cannot wait on each other. The turns
+ * are arranged so that the last step lands in the output; in place, the
+ * output is also the input, so two scratch buffers take turns and the
+ * result is copied out once nothing reads the input any more.
  */
 void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s)
 {
     int n = d->nranks, r = d->rank, p = largest_power_of_two_at_most(n), extra = n - p;
-    tt_ref_t in = tt_ref(TT_BUF_SEND, 0), out = tt_ref(TT_BUF_RECV, 0), tmp, cur = in;
-    int32_t produced = TT_NO_STEP, sent = TT_NO_STEP, sent_before = TT_NO_STEP;
+    int pre = r < 2 * extra, rounds = 0, steps, step = 0;
+    size_t bytes = d->count * d->elem_size;
+    tt_ref_t in = tt_ref(TT_BUF_SEND, 0), out = tt_ref(TT_BUF_RECV, 0), turn[2], cur = in;
+    int32_t produced = TT_NO_STEP, sent = TT_NO_STEP, first_sent = TT_NO_STEP;
     int vrank;
 
     (void)t;
@@ -41,16 +48,23 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
             tt_sched_copy(s, out, in, d->count, TT_NO_STEP, TT_NO_STEP);
         return;
     }
-    if (r < 2 * extra && r % 2 == 0) {
-        tt_sched_send(s, r + 1, in, d->count, TT_STEP_TO_REDUCE, TT_NO_STEP, TT_NO_STEP);
-        tt_sched_recv(s, r + 1, out, d->count, TT_NO_STEP, TT_NO_STEP);
+    if (pre && r % 2 == 0) {
+        sent = tt_sched_send(s, r + 1, in, d->count, TT_STEP_TO_REDUCE, TT_NO_STEP, TT_NO_STEP);
+        tt_sched_recv(s, r + 1, out, d->count, sent, TT_NO_STEP);
         return;
     }
-    tmp = tt_sched_scratch(s, d->count * d->elem_size);
-    if (r < 2 * extra) {
-        produced = tt_sched_recv_reduce(s, r - 1, tmp, in, d->count, TT_STEP_INCOMING_FIRST,
+    for (int mask = 1; mask < p; mask <<= 1)
+        rounds++;
+    steps = rounds + pre;
+    turn[0] = tt_sched_scratch(s, bytes);
+    turn[1] = d->in_place ? tt_sched_scratch(s, bytes) : out;
+    /* Step j writes turn[1] when (steps - 1 - j) is even: the last step writes turn[1]. */
+#define NEXT_DST() turn[(steps - 1 - step++) % 2 == 0]
+    if (pre) {
+        tt_ref_t dst = NEXT_DST();
+        produced = tt_sched_recv_reduce(s, r - 1, dst, in, d->count, TT_STEP_INCOMING_FIRST,
                                         TT_NO_STEP, TT_NO_STEP);
-        cur = tmp;
+        cur = dst;
         vrank = r / 2;
     } else {
         vrank = r - extra;
@@ -58,20 +72,23 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
     for (int mask = 1; mask < p; mask <<= 1) {
         int vpartner = vrank ^ mask;
         int partner = vpartner < extra ? vpartner * 2 + 1 : vpartner + extra;
-        tt_ref_t dst = cur.buf == TT_BUF_RECV ? tmp : out;
+        tt_ref_t dst = NEXT_DST();
         unsigned flags = (partner < r ? TT_STEP_INCOMING_FIRST : 0) |
                          (mask * 2 >= p ? TT_STEP_FINAL : 0);
+        int32_t sent_before = sent;
 
-        sent_before = sent;
         sent = tt_sched_send(s, partner, cur, d->count, TT_STEP_TO_REDUCE, produced, TT_NO_STEP);
-        /* dst was last sent two rounds ago: that send must be done before we overwrite it. */
+        if (first_sent == TT_NO_STEP)
+            first_sent = sent;
+        /* dst is what the previous round sent: that send must be done before we overwrite it. */
         produced = tt_sched_recv_reduce(s, partner, dst, cur, d->count, flags, produced,
                                         sent_before);
         cur = dst;
     }
-    if (cur.buf != TT_BUF_RECV)
-        produced = tt_sched_copy(s, out, cur, d->count, produced, TT_NO_STEP);
-    if (r < 2 * extra)
+#undef NEXT_DST
+    if (d->in_place) /* the output is the input: write it once the first send has read it */
+        produced = tt_sched_copy(s, out, cur, d->count, produced, first_sent);
+    if (pre)
         tt_sched_send(s, r - 1, out, d->count, 0, produced, TT_NO_STEP);
 }
 

@@ -113,7 +113,7 @@ tutti_status_t tt_config_parse_field(const tt_config_field_t *field, const char 
     static const char *const type_words[] = {
         [TT_CFG_UINT] = "a whole number",    [TT_CFG_SIZE] = "a size such as 64K or 1M",
         [TT_CFG_BOOL] = "yes or no",         [TT_CFG_DURATION] = "a duration such as 5s or 250ms",
-        [TT_CFG_ENUM] = "one of the choices", [TT_CFG_STRING] = "a shorter string",
+        [TT_CFG_ENUM] = "one of the choices", [TT_CFG_STRING] = "shorter than 256 bytes",
     };
     char *slot = (char *)settings + field->offset;
     tutti_status_t status;
@@ -131,9 +131,17 @@ tutti_status_t tt_config_parse_field(const tt_config_field_t *field, const char 
         break;
     default: status = TUTTI_ERR_INTERNAL; break;
     }
-    if (status != TUTTI_OK)
+    if (status != TUTTI_OK && field->type == TT_CFG_ENUM) {
+        char list[256] = "";
+        size_t used = 0;
+        for (int i = 0; field->choices[i] != NULL && used < sizeof(list); i++)
+            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+                                     field->choices[i]);
+        tt_error("setting %s%s='%s' is not one of: %s", TT_ENV_PREFIX, field->name, text, list);
+    } else if (status != TUTTI_OK) {
         tt_error("setting %s%s='%s' is not %s (%s)", TT_ENV_PREFIX, field->name, text,
                  type_words[field->type], field->help);
+    }
     return status;
 }
 

@@ -1,0 +1,139 @@
+/*
+ * mpi-perf: the tutti-perf measurement on MPI's collectives, for
+ * comparisons run the same way (same loop, sizes, checks and table).
+ *
+ *   mpirun -np 4 mpi-perf allreduce -b 8 -e 64M -f 2
+ *
+ * MPI has no fp16, bf16 or avg: those rows print as unsupported.
+ * In place is MPI_IN_PLACE as the send buffer.
+ */
+#include "perf_common.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+static MPI_Datatype mpi_dtype(perf_dtype_t dtype)
+{
+    switch (dtype) {
+    case PERF_INT8: return MPI_INT8_T;
+    case PERF_UINT8: return MPI_UINT8_T;
+    case PERF_INT32: return MPI_INT32_T;
+    case PERF_UINT32: return MPI_UINT32_T;
+    case PERF_INT64: return MPI_INT64_T;
+    case PERF_UINT64: return MPI_UINT64_T;
+    case PERF_FP32: return MPI_FLOAT;
+    case PERF_FP64: return MPI_DOUBLE;
+    default: return MPI_DATATYPE_NULL;
+    }
+}
+
+static MPI_Op mpi_op(perf_op_t op)
+{
+    switch (op) {
+    case PERF_SUM: return MPI_SUM;
+    case PERF_PROD: return MPI_PROD;
+    case PERF_MIN: return MPI_MIN;
+    case PERF_MAX: return MPI_MAX;
+    default: return MPI_OP_NULL;
+    }
+}
+
+static int mp_init(void **ctx_p, int *rank_p, int *nranks_p)
+{
+    int err = MPI_Init(NULL, NULL);
+
+    if (err != MPI_SUCCESS)
+        return err;
+    /* Errors come back as codes, so a failed call is reported like tutti's. */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, rank_p);
+    MPI_Comm_size(MPI_COMM_WORLD, nranks_p);
+    *ctx_p = NULL;
+    return MPI_SUCCESS;
+}
+
+static void mp_describe(void *ctx, char *text, size_t len)
+{
+    char version[MPI_MAX_LIBRARY_VERSION_STRING];
+    int n = 0;
+
+    (void)ctx;
+    MPI_Get_library_version(version, &n);
+    version[strcspn(version, ",\n")] = '\0'; /* its first clause is enough */
+    snprintf(text, len, "%s", version);
+}
+
+static int mp_supports(perf_coll_kind_t kind, perf_dtype_t dtype, perf_op_t op)
+{
+    return kind == PERF_ALLREDUCE && mpi_dtype(dtype) != MPI_DATATYPE_NULL &&
+           mpi_op(op) != MPI_OP_NULL;
+}
+
+static int mp_run(void *ctx, const perf_call_t *c)
+{
+    (void)ctx;
+    if (c->count > INT_MAX)
+        return MPI_ERR_COUNT; /* MPI counts are int */
+    switch (c->kind) {
+    case PERF_ALLREDUCE:
+        return MPI_Allreduce(c->in_place ? MPI_IN_PLACE : c->sendbuf, c->recvbuf, (int)c->count,
+                             mpi_dtype(c->dtype), mpi_op(c->op), MPI_COMM_WORLD);
+    default:
+        return MPI_ERR_OTHER;
+    }
+}
+
+static int mp_sum_doubles(void *ctx, double *values, size_t n)
+{
+    (void)ctx;
+    return MPI_Allreduce(MPI_IN_PLACE, values, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static int mp_barrier(void *ctx)
+{
+    (void)ctx;
+    return MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static const char *mp_error_string(int err)
+{
+    static char text[MPI_MAX_ERROR_STRING];
+    int n = 0;
+
+    if (MPI_Error_string(err, text, &n) != MPI_SUCCESS)
+        snprintf(text, sizeof(text), "MPI error %d", err);
+    return text;
+}
+
+static void mp_abort(void *ctx)
+{
+    (void)ctx;
+    MPI_Abort(MPI_COMM_WORLD, PERF_EXIT_FAILED);
+}
+
+static int mp_fini(void *ctx)
+{
+    (void)ctx;
+    return MPI_Finalize();
+}
+
+static const perf_backend_t mpi_backend = {
+    .size = sizeof(perf_backend_t),
+    .program = "mpi-perf",
+    .init = mp_init,
+    .describe = mp_describe,
+    .supports = mp_supports,
+    .run = mp_run,
+    .sum_doubles = mp_sum_doubles,
+    .barrier = mp_barrier,
+    .error_string = mp_error_string,
+    .abort = mp_abort,
+    .fini = mp_fini,
+};
+
+int main(int argc, char **argv)
+{
+    return perf_main(argc, argv, &mpi_backend);
+}
