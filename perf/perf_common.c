@@ -804,7 +804,9 @@ static void print_header(const perf_run_t *run, const char *library)
            o->min_bytes, o->max_bytes, step,
            o->coll->kind == PERF_ALLREDUCE ? "2(n-1)/n" : "factor");
     printf("#\n");
-    printf("# %62s %-36s %s\n", "", "out-of-place", "in-place");
+    /* The group labels sit over their four columns (the row prefix is 49 wide). */
+    printf("#%48s%-37s%s\n", "", "  ---------- out-of-place ---------",
+           "  ------------ in-place -----------");
     printf("# %10s %12s %8s %6s %5s  %10s %8s %8s %6s  %10s %8s %8s %6s\n", "size", "count",
            "type", "redop", "root", "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw",
            "#wrong");
@@ -832,15 +834,14 @@ static void run_row(perf_run_t *run, size_t count)
     /* out-of-place time, in-place time, out-of-place wrong, in-place wrong */
     double stats[4] = {0, 0, 0, 0};
     perf_call_t call = {coll->kind, run->send, run->recv, count, run->dtype, run->op, root, 0};
-    char w0[24], w1[24];
+    char prefix[96], w0[24], w1[24];
     int err;
 
-    if (run->rank == 0)
-        printf("  %10zu %12zu %8s %6s %5d  ", bytes, count, perf_dtype_name(run->dtype),
-               coll->has_op ? perf_op_name(run->op) : "none", root);
+    snprintf(prefix, sizeof(prefix), "  %10zu %12zu %8s %6s %5d  ", bytes, count,
+             perf_dtype_name(run->dtype), coll->has_op ? perf_op_name(run->op) : "none", root);
     if (!run->be->supports(coll->kind, run->dtype, coll->has_op ? run->op : PERF_SUM)) {
         if (run->rank == 0)
-            printf("unsupported by this library: skipped\n");
+            printf("%sunsupported by this library: skipped\n", prefix);
         fflush(stdout);
         return;
     }
@@ -867,6 +868,7 @@ static void run_row(perf_run_t *run, size_t count)
     run->wrong_total += stats[2] + stats[3];
     if (run->rank == 0) {
         double factor = coll->busbw_factor(run->nranks);
+        fputs(prefix, stdout);
         for (int p = 0; p < 2; p++) {
             double us = stats[p] / run->nranks;
             double algbw = us > 0 ? (double)bytes / us * 1e-3 : 0; /* B/us = MB/s */
@@ -992,7 +994,7 @@ int perf_main(int argc, char **argv, const perf_backend_t *be)
                    run.wrong_total == 0 ? "OK" : "FAILED");
         else
             printf("# Out of bounds values : not checked (-c 0)\n");
-        printf("# Avg bus bandwidth    : %g\n",
+        printf("# Avg bus bandwidth    : %.3f\n",
                run.busbw_rows > 0 ? run.busbw_sum / (double)run.busbw_rows : 0.0);
         printf("#\n");
         fflush(stdout);

@@ -13,12 +13,31 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(HAVE_REDUCE_AVX2) || defined(HAVE_REDUCE_AVX512)
+#include <cpuid.h>
+#endif
+
 /* Indexed by tt_reduce_isa_t; the NULL ends the list for config enums. */
 const char *const tt_reduce_isa_names[] = {"auto", "generic", "avx2", "avx512", NULL};
 
 _Static_assert(sizeof(tt_reduce_isa_names) / sizeof(tt_reduce_isa_names[0]) ==
                    TT_REDUCE_ISA_COUNT + 1,
                "one name per kernel set, then NULL");
+
+#if defined(HAVE_REDUCE_AVX2) || defined(HAVE_REDUCE_AVX512)
+/*
+ * F16C, from CPUID leaf 1 (ECX bit 29) rather than __builtin_cpu_supports,
+ * which knows "f16c" in GCC but not in clang before 16. The instructions
+ * use the AVX registers; the OS support for those is checked with avx2 or
+ * avx512f, which we always ask for together with this.
+ */
+static int cpu_has_f16c(void)
+{
+    unsigned int eax, ebx, ecx, edx;
+
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+}
+#endif
 
 /*
  * Whether this CPU (and the OS, which must save the wide registers; the
@@ -33,13 +52,13 @@ static int isa_runs(tt_reduce_isa_t isa)
 #if defined(HAVE_REDUCE_AVX2)
     case TT_REDUCE_ISA_AVX2:
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && cpu_has_f16c();
 #endif
 #if defined(HAVE_REDUCE_AVX512)
     case TT_REDUCE_ISA_AVX512:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c");
+               __builtin_cpu_supports("avx512vl") && cpu_has_f16c();
 #endif
     default:
         return 0;

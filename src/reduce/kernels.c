@@ -58,6 +58,18 @@
 #endif
 
 /*
+ * "The iterations of the next loop do not depend on each other": spelled
+ * per compiler (GCC's ivdep, clang's assume_safety).
+ */
+#if defined(__clang__)
+#define TT_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define TT_IVDEP _Pragma("GCC ivdep")
+#else
+#define TT_IVDEP
+#endif
+
+/*
  * Bytes per inner loop. The inner loop has a constant trip count that is a
  * multiple of any vector width, which is what GCC's -O2 vectoriser ("very
  * cheap" cost model) requires before it vectorises a loop.
@@ -163,8 +175,8 @@ TT_FLOAT_ELEM_OPS(fp64, double)
  * from the divisor by @p kinit.
  *
  * The buffers are reached through an unaligned, may_alias copy of T, so any
- * byte address is legal. "GCC ivdep" tells the vectoriser that iterations
- * do not depend on each other, which holds because dst is either separate
+ * byte address is legal. TT_IVDEP tells the vectoriser that iterations do
+ * not depend on each other, which holds because dst is either separate
  * from a and b or exactly one of them (element i is read before it is
  * written and never read again); without it GCC would want a run-time
  * overlap check, which the -O2 cost model refuses.
@@ -181,7 +193,7 @@ TT_FLOAT_ELEM_OPS(fp64, double)
         size_t i = 0;                                                                  \
                                                                                        \
         for (; count - i >= block; i += block) {                                       \
-            _Pragma("GCC ivdep") for (size_t j = 0; j < block; j++)                    \
+            TT_IVDEP for (size_t j = 0; j < block; j++)                                \
                 d[i + j] = elem_##name(x[i + j], y[i + j], k);                         \
         }                                                                              \
         for (; i < count; i++)                                                         \

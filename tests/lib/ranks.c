@@ -49,9 +49,9 @@ int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, i
     for (int r = 0; r < nranks; r++) {
         pids[r] = fork();
         if (pids[r] == 0) {
-            int failed = fn(r, nranks, &id, arg) != 0;
+            int rank_failed = fn(r, nranks, &id, arg) != 0;
             fflush(NULL);
-            _exit(failed);
+            _exit(rank_failed);
         }
         statuses[r] = -1;
     }

@@ -1,0 +1,102 @@
+#!/bin/bash
+# Test tutti-perf's checker (never its timings): runs on 3 local ranks must
+# report every row with #wrong 0 and exit 0, and a run that corrupts one
+# result element per check (--corrupt) must report exactly that and exit 1.
+#
+#   tests/scripts/test_perf.sh [BUILDDIR]
+#
+# BUILDDIR is the top build directory (default: $top_builddir, else the
+# current directory, which is where 'make check' runs tests).
+set -euo pipefail
+
+builddir=${1:-${top_builddir:-.}}
+run=$builddir/tools/tutti-run
+perf=$builddir/perf/tutti-perf
+nranks=3
+failures=0
+out=$(mktemp)
+err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+
+for prog in "$run" "$perf"; do
+    if [ ! -x "$prog" ]; then
+        echo "test_perf: $prog is missing; build first (make) or pass the build dir" >&2
+        exit 99 # automake: hard error
+    fi
+done
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# perf EXPECTED_STATUS ARGS...: run tutti-perf on $nranks ranks; output in $out and $err.
+perf() {
+    local want=$1 status=0
+    shift
+    echo "== tutti-run -n $nranks tutti-perf $*"
+    "$run" --no-prefix --timeout 300 -n "$nranks" "$perf" "$@" >"$out" 2>"$err" || status=$?
+    if [ "$status" -ne "$want" ]; then
+        fail "exit status $status, expected $want"
+        sed 's/^/  | /' "$out" "$err" >&2
+        return 1
+    fi
+}
+
+# Table rows are the lines that do not start with '#':
+# size count type redop root  time algbw busbw #wrong  time algbw busbw #wrong
+rows() { grep -v '^#' "$out" || true; }
+
+# expect_rows N WRONG: N rows, each with #wrong = WRONG out of place and in place.
+expect_rows() {
+    local want_rows=$1 want_wrong=$2 got bad
+    got=$(rows | wc -l)
+    [ "$got" -eq "$want_rows" ] || fail "$got table rows, expected $want_rows"
+    bad=$(rows | awk -v w="$want_wrong" 'NF != 13 || $9 != w || $13 != w' | head -3)
+    [ -z "$bad" ] || fail "rows without #wrong $want_wrong:"$'\n'"$bad"
+}
+
+expect_footer() {
+    grep -q "^# Out of bounds values : $1\$" "$out" || fail "footer is not '$1': $(grep 'Out of' "$out")"
+    grep -q '^# Avg bus bandwidth    : [0-9.]*$' "$out" || fail "no average bus bandwidth line"
+}
+
+# -b 8 -e 1M -f 4 gives 8, 32, ..., 512K: 9 sizes.
+sweep=(allreduce -b 8 -e 1M -f 4 -c 1)
+
+# The README's datatype and op, with the default iteration counts.
+if perf 0 "${sweep[@]}" -d fp32 -o sum; then
+    expect_rows 9 0
+    expect_footer "0 OK"
+    grep -q "^# tutti-perf allreduce: $nranks ranks, datatype fp32, op sum," "$out" ||
+        fail "header line missing or wrong"
+fi
+
+# Every type (aliases too) with every op; few iterations, it is the checks that count.
+if perf 0 "${sweep[@]}" -d int8,uint8,int32,uint32,int64,uint64,half,bfloat16,float,double \
+    -o all -n 2 -w 1; then
+    expect_rows $((9 * 10 * 5)) 0
+    expect_footer "0 OK"
+fi
+
+# The checker must see one wrong element per check, summed over ranks, and fail the run.
+if perf 1 "${sweep[@]}" -d int32,bf16 -o sum,avg -n 1 -w 0 --corrupt; then
+    expect_rows $((9 * 2 * 2)) 1
+    expect_footer "$((9 * 2 * 2 * 2)) FAILED"
+fi
+
+# Sizes below one element become one element: fp64 from 1 B to 8 B is one row.
+if perf 0 allreduce -b 1 -e 8 -d fp64 -n 1 -w 0; then
+    expect_rows 1 0
+    rows | awk '$1 != 8 || $2 != 1 { exit 1 }' || fail "expected one row of 8 B, 1 element"
+fi
+
+# Bad flags: exit status 2.
+perf 2 allreduce -d fp128 || true
+perf 2 allreduce -b 1M -e 1K || true
+
+if [ "$failures" -gt 0 ]; then
+    echo "test_perf: $failures failure(s)" >&2
+    exit 1
+fi
+echo "test_perf: all passed"
