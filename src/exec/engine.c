@@ -97,8 +97,15 @@ static void conclude_active(tt_engine_t *e)
         return;
     }
     /* A mismatched message says the ranks disagree, not that this peer died. */
-    tt_health_fail(e->health, status, status == TUTTI_ERR_PROTOCOL ? -1 : peer,
-                   "%s: transfer with rank %d failed", e->active->name, peer);
+    if (status == TUTTI_ERR_PROTOCOL)
+        tt_health_fail(e->health, status, -1,
+                       "%s: rank %d's message does not match this call: the ranks disagree "
+                       "about count, datatype, op or root, or call collectives in different "
+                       "orders",
+                       e->active->name, peer);
+    else
+        tt_health_fail(e->health, status, peer, "%s: transfer with rank %d failed",
+                       e->active->name, peer);
     fail_everything(e, e->health->status);
 }
 
