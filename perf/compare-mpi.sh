@@ -63,8 +63,9 @@ builddir=$1
 run=$builddir/tools/tutti-run
 tperf=$builddir/perf/tutti-perf
 mperf=$builddir/perf/mpi-perf
-[ -x "$run" ] && [ -x "$tperf" ] ||
+if [ ! -x "$run" ] || [ ! -x "$tperf" ]; then
     die "$run or $tperf is missing: build the tree first (make in $builddir)"
+fi
 [ -x "$mperf" ] ||
     die "$mperf is missing: configure did not find mpicc (install an MPI with its compiler wrapper, e.g. Debian's libopenmpi-dev, then re-run configure and make)"
 for tool in mpirun awk sort nproc; do
@@ -87,6 +88,7 @@ mpirun_args=(-np "$nranks")
 if [ "$binding" = core ]; then
     mpirun_args+=(--map-by core --bind-to core)
     # tutti-run has no binding of its own: each rank pins itself, then runs tutti-perf.
+    # shellcheck disable=SC2016 # $TUTTI_RANK, $0 and $@ are for the rank's shell
     tutti_cmd=("$run" --no-prefix -n "$nranks" sh -c \
         'exec taskset -c "$((TUTTI_RANK % '"$cores"'))" "$0" "$@"' "$tperf")
 else
@@ -126,7 +128,7 @@ measure() {
     out=$("${cmd[@]}" allreduce -d fp32 -o sum -b "$size" -e "$size" -c "$check" \
         $(iters_for "$size") 2>&1) || status=$?
     if [ "$status" -ne 0 ]; then
-        echo "$out" | sed 's/^/  | /' >&2
+        printf '%s\n' "$out" | sed 's/^/  | /' >&2
         die "$lib run at $size B failed (exit status $status)"
     fi
     echo "$out" | awk '!/^#/ && NF == 13 { print $6, $8; found = 1 } END { exit !found }' ||

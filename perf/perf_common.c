@@ -713,20 +713,16 @@ static void fail(const perf_run_t *run, const char *what, int err)
     exit(PERF_EXIT_FAILED);
 }
 
-static void describe_call(const perf_call_t *call, char *text, size_t len)
-{
-    snprintf(text, len, "%s%s of %zu %s%s%s", call->in_place ? "in-place " : "",
-             colls[call->kind].name, call->count, perf_dtype_name(call->dtype),
-             colls[call->kind].has_op ? " " : "",
-             colls[call->kind].has_op ? perf_op_name(call->op) : "");
-}
-
 static void run_call(const perf_run_t *run, const perf_call_t *call)
 {
+    const perf_coll_t *coll = run->opts->coll;
     int err = run->be->run(run->ctx, call);
+
     if (err != 0) {
         char what[128];
-        describe_call(call, what, sizeof(what));
+        snprintf(what, sizeof(what), "%s%s of %zu %s%s%s", call->in_place ? "in-place " : "",
+                 coll->name, call->count, perf_dtype_name(call->dtype), coll->has_op ? " " : "",
+                 coll->has_op ? perf_op_name(call->op) : "");
         fail(run, what, err);
     }
 }

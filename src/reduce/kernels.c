@@ -46,13 +46,11 @@
 #error "the avx512 kernel set needs -mavx512f -mavx512bw -mavx512vl -mf16c"
 #endif
 #include <immintrin.h>
-#define TT_VEC_LEN 16 /* fp16/bf16 elements per vector step */
 #elif TT_SET == TT_SET_avx2
 #if !defined(__AVX2__) || !defined(__F16C__)
 #error "the avx2 kernel set needs -mavx2 -mf16c"
 #endif
 #include <immintrin.h>
-#define TT_VEC_LEN 8
 #elif TT_SET != TT_SET_generic
 #error "TT_REDUCE_SET must be generic, avx2 or avx512"
 #endif
@@ -221,17 +219,46 @@ TT_DEFINE_KERNELS(fp64, double, double, (double)divisor)
 /* ------------------------------------------------------------------------ */
 
 /*
- * The vector code below must match the scalar path bit for bit: the same
- * fp32 operation (NaN rule, min/max rule, division by the same fp32
+ * One element: widen both, apply the fp32 operation, round once. This is
+ * the whole kernel in the generic set (where the bf16 version vectorises,
+ * its conversions being a few integer operations) and the tail in the
+ * others.
+ */
+#define TT_HALF_ELEM_OPS(fmt)                                                          \
+    TT_HALF_ELEM_OP(fmt, sum)                                                          \
+    TT_HALF_ELEM_OP(fmt, prod)                                                         \
+    TT_HALF_ELEM_OP(fmt, min)                                                          \
+    TT_HALF_ELEM_OP(fmt, max)                                                          \
+    TT_HALF_ELEM_OP(fmt, avg)
+#define TT_HALF_ELEM_OP(fmt, op)                                                       \
+    static inline uint16_t elem_##fmt##_##op(uint16_t p, uint16_t q, float k)          \
+    {                                                                                  \
+        return tt_float_to_##fmt##_inline(elem_fp32_##op(tt_##fmt##_to_float_inline(p), \
+                                                         tt_##fmt##_to_float_inline(q), k)); \
+    }
+
+TT_HALF_ELEM_OPS(fp16)
+TT_HALF_ELEM_OPS(bf16)
+
+/*
+ * The vector code below must match the element functions bit for bit: the
+ * same fp32 operation (NaN rule, min/max rule, division by the same fp32
  * divisor) between the same conversions. F16C's conversions are the
  * reference that half.h copies; bf16 has no acceptable instruction, so the
  * vector code repeats half.h's integer steps.
+ *
+ * bf16 needs no shuffles: a 32-bit lane holds two bf16 values, and the
+ * even one shifted up, or the odd one masked, is already its fp32 value.
+ * Both halves go through the operation as separate vectors and are put
+ * back together the same way, so element order never changes.
  */
 #if TT_SET == TT_SET_avx512
 
 #define TT_RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define TT_VEC_LEN 16 /* fp32 lanes */
 
 typedef __m512 vec_t;
+typedef __m512i vec_int_t;
 
 static inline vec_t vec_set1(float k)
 {
@@ -274,6 +301,7 @@ static inline vec_t vec_avg(vec_t x, vec_t y, vec_t k)
     return _mm512_div_ps(_mm512_add_ps(x, vec_nan_from_x(x, y)), k);
 }
 
+/* 16 fp16 values. */
 static inline vec_t vec_load_fp16(const unsigned char *p)
 {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
@@ -284,32 +312,43 @@ static inline void vec_store_fp16(unsigned char *p, vec_t v)
     _mm256_storeu_si256((__m256i *)p, _mm512_cvtps_ph(v, TT_RNE));
 }
 
-static inline vec_t vec_load_bf16(const unsigned char *p)
+/* 32 bf16 values, as the fp32 values of the even and the odd ones. */
+static inline void vec_load_bf16(const unsigned char *p, vec_t *even, vec_t *odd)
 {
-    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    vec_int_t w = _mm512_loadu_si512((const void *)p);
 
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    *even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    *odd = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000)));
 }
 
-/* tt_float_to_bf16_inline() on 16 lanes. */
-static inline void vec_store_bf16(unsigned char *p, vec_t v)
+/* tt_float_to_bf16_inline() per lane, result in the low 16 bits. */
+static inline vec_int_t vec_round_bf16(vec_t v)
 {
-    __m512i u = _mm512_castps_si512(v);
-    __m512i hi = _mm512_srli_epi32(u, 16);
-    __m512i odd = _mm512_and_si512(hi, _mm512_set1_epi32(1));
-    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
-    __m512i nan = _mm512_or_si512(hi, _mm512_set1_epi32(0x40));
+    vec_int_t u = _mm512_castps_si512(v);
+    vec_int_t hi = _mm512_srli_epi32(u, 16);
+    vec_int_t odd = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+    vec_int_t r = _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+    vec_int_t nan = _mm512_or_si512(hi, _mm512_set1_epi32(0x40));
 
     r = _mm512_srli_epi32(r, 16);
-    r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, nan);
-    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(r));
+    return _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, nan);
+}
+
+static inline void vec_store_bf16(unsigned char *p, vec_t even, vec_t odd)
+{
+    vec_int_t w = _mm512_or_si512(vec_round_bf16(even),
+                                  _mm512_slli_epi32(vec_round_bf16(odd), 16));
+
+    _mm512_storeu_si512((void *)p, w);
 }
 
 #elif TT_SET == TT_SET_avx2
 
 #define TT_RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define TT_VEC_LEN 8 /* fp32 lanes */
 
 typedef __m256 vec_t;
+typedef __m256i vec_int_t;
 
 static inline vec_t vec_set1(float k)
 {
@@ -352,6 +391,7 @@ static inline vec_t vec_avg(vec_t x, vec_t y, vec_t k)
     return _mm256_div_ps(_mm256_add_ps(x, vec_nan_from_x(x, y)), k);
 }
 
+/* 8 fp16 values. */
 static inline vec_t vec_load_fp16(const unsigned char *p)
 {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
@@ -362,45 +402,54 @@ static inline void vec_store_fp16(unsigned char *p, vec_t v)
     _mm_storeu_si128((__m128i *)p, _mm256_cvtps_ph(v, TT_RNE));
 }
 
-static inline vec_t vec_load_bf16(const unsigned char *p)
+/* 16 bf16 values, as the fp32 values of the even and the odd ones. */
+static inline void vec_load_bf16(const unsigned char *p, vec_t *even, vec_t *odd)
 {
-    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    vec_int_t w = _mm256_loadu_si256((const __m256i *)p);
 
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+    *even = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+    *odd = _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32((int)0xffff0000)));
 }
 
-/* tt_float_to_bf16_inline() on 8 lanes. */
-static inline void vec_store_bf16(unsigned char *p, vec_t v)
+/* tt_float_to_bf16_inline() per lane, result in the low 16 bits. */
+static inline vec_int_t vec_round_bf16(vec_t v)
 {
-    __m256i u = _mm256_castps_si256(v);
-    __m256i hi = _mm256_srli_epi32(u, 16);
-    __m256i odd = _mm256_and_si256(hi, _mm256_set1_epi32(1));
-    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff)));
-    __m256i nan = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
-    __m256i is_nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    vec_int_t u = _mm256_castps_si256(v);
+    vec_int_t hi = _mm256_srli_epi32(u, 16);
+    vec_int_t odd = _mm256_and_si256(hi, _mm256_set1_epi32(1));
+    vec_int_t r = _mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff)));
+    vec_int_t nan = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
+    vec_int_t is_nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 
-    r = _mm256_blendv_epi8(_mm256_srli_epi32(r, 16), nan, is_nan);
-    /* Every lane is at most 0xffff, so the saturating pack only narrows. */
-    _mm_storeu_si128((__m128i *)p,
-                     _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+    return _mm256_blendv_epi8(_mm256_srli_epi32(r, 16), nan, is_nan);
+}
+
+static inline void vec_store_bf16(unsigned char *p, vec_t even, vec_t odd)
+{
+    vec_int_t w = _mm256_or_si256(vec_round_bf16(even),
+                                  _mm256_slli_epi32(vec_round_bf16(odd), 16));
+
+    _mm256_storeu_si256((__m256i *)p, w);
 }
 
 #endif
 
-/*
- * Define kernel fmt_op for a 16-bit format: widen, apply the fp32 element
- * operation, round once. Vector steps first where the set has them, then
- * the scalar path for the rest (and for everything in the generic set).
- */
 #if defined(TT_VEC_LEN)
-#define TT_HALF_VECTOR_LOOP(fmt, op)                                                   \
-    const vec_t kv = vec_set1(k);                                                      \
-    for (; count - i >= TT_VEC_LEN; i += TT_VEC_LEN)                                   \
-        vec_store_##fmt(d + 2 * i,                                                     \
-                        vec_##op(vec_load_##fmt(x + 2 * i), vec_load_##fmt(y + 2 * i), kv));
-#else
-#define TT_HALF_VECTOR_LOOP(fmt, op)
-#endif
+/*
+ * Define kernel fmt_op for the vector sets: whole vectors first, then the
+ * element function for the rest.
+ */
+#define TT_VEC_STEP_fp16(d, x, y, op, kv)                                              \
+    vec_store_fp16(d, vec_##op(vec_load_fp16(x), vec_load_fp16(y), kv))
+#define TT_VEC_STEP_bf16(d, x, y, op, kv)                                              \
+    do {                                                                               \
+        vec_t xe, xo, ye, yo;                                                          \
+        vec_load_bf16(x, &xe, &xo);                                                    \
+        vec_load_bf16(y, &ye, &yo);                                                    \
+        vec_store_bf16(d, vec_##op(xe, ye, kv), vec_##op(xo, yo, kv));                 \
+    } while (0)
+#define TT_VEC_ELEMS_fp16 TT_VEC_LEN
+#define TT_VEC_ELEMS_bf16 (2 * TT_VEC_LEN)
 
 #define TT_DEFINE_HALF_KERNEL(fmt, op)                                                 \
     static void fmt##_##op(void *dst, const void *a, const void *b, size_t count,       \
@@ -409,21 +458,20 @@ static inline void vec_store_bf16(unsigned char *p, vec_t v)
         unsigned char *d = dst;                                                        \
         const unsigned char *x = a, *y = b;                                            \
         const float k = (float)divisor;                                                \
+        const vec_t kv = vec_set1(k);                                                  \
         size_t i = 0;                                                                  \
                                                                                        \
-        TT_HALF_VECTOR_LOOP(fmt, op)                                                   \
+        for (; count - i >= TT_VEC_ELEMS_##fmt; i += TT_VEC_ELEMS_##fmt)               \
+            TT_VEC_STEP_##fmt(d + 2 * i, x + 2 * i, y + 2 * i, op, kv);                \
         for (; i < count; i++) {                                                       \
             uint16_t p, q, r;                                                          \
                                                                                        \
             memcpy(&p, x + 2 * i, 2);                                                  \
             memcpy(&q, y + 2 * i, 2);                                                  \
-            r = tt_float_to_##fmt##_inline(elem_fp32_##op(tt_##fmt##_to_float_inline(p), \
-                                                          tt_##fmt##_to_float_inline(q), \
-                                                          k));                         \
+            r = elem_##fmt##_##op(p, q, k);                                            \
             memcpy(d + 2 * i, &r, 2);                                                  \
         }                                                                              \
     }
-
 #define TT_DEFINE_HALF_KERNELS(fmt)                                                    \
     TT_DEFINE_HALF_KERNEL(fmt, sum)                                                    \
     TT_DEFINE_HALF_KERNEL(fmt, prod)                                                   \
@@ -433,6 +481,11 @@ static inline void vec_store_bf16(unsigned char *p, vec_t v)
 
 TT_DEFINE_HALF_KERNELS(fp16)
 TT_DEFINE_HALF_KERNELS(bf16)
+#else
+/* Generic set: the element functions in the same loops as the other types. */
+TT_DEFINE_KERNELS(fp16, uint16_t, float, (float)divisor)
+TT_DEFINE_KERNELS(bf16, uint16_t, float, (float)divisor)
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* The table                                                                */
