@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@ typedef struct stream {
 
 typedef struct rank {
     pid_t pid;
+    int pidfd; /* readable when the rank exits: tells us at once who died first */
     int status; /* wait status once exited */
     int exited;
     stream_t streams[2];
@@ -259,6 +261,7 @@ int main(int argc, char **argv)
         }
         close(out[1]);
         close(err[1]);
+        ranks[r].pidfd = (int)syscall(SYS_pidfd_open, ranks[r].pid, 0);
         ranks[r].streams[0] = (stream_t){.fd = out[0], .out = stdout};
         ranks[r].streams[1] = (stream_t){.fd = err[0], .out = stderr};
     }
@@ -266,21 +269,26 @@ int main(int argc, char **argv)
         deadline = time(NULL) + timeout;
 
     for (alive = nranks;;) {
-        struct pollfd pfds[2 * MAX_RANKS];
-        int which[2 * MAX_RANKS], n = 0, status;
+        struct pollfd pfds[3 * MAX_RANKS];
+        int which[3 * MAX_RANKS], n = 0, status;
         pid_t pid;
 
-        for (int r = 0; r < nranks; r++)
+        for (int r = 0; r < nranks; r++) {
             for (int s = 0; s < 2; s++)
                 if (ranks[r].streams[s].fd >= 0) {
                     pfds[n] = (struct pollfd){ranks[r].streams[s].fd, POLLIN, 0};
                     which[n++] = 2 * r + s;
                 }
+            if (!ranks[r].exited && ranks[r].pidfd >= 0) {
+                pfds[n] = (struct pollfd){ranks[r].pidfd, POLLIN, 0};
+                which[n++] = -1;
+            }
+        }
         if (n == 0 && alive == 0)
             break;
         if (poll(pfds, (nfds_t)n, 100) > 0)
             for (int i = 0; i < n; i++)
-                if (pfds[i].revents)
+                if (pfds[i].revents && which[i] >= 0)
                     drain(&ranks[which[i] / 2].streams[which[i] % 2], which[i] / 2, prefix);
 
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -289,10 +297,16 @@ int main(int argc, char **argv)
                     continue;
                 ranks[r].exited = 1;
                 ranks[r].status = status;
+                if (ranks[r].pidfd >= 0)
+                    close(ranks[r].pidfd);
                 alive--;
-                if (first_failure < 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                    first_failure = r;
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                    continue;
+                /* Report every rank that failed by itself, not those we stopped. */
+                if (kill_at == 0 || !WIFSIGNALED(status))
                     describe_exit(r, status);
+                if (first_failure < 0) {
+                    first_failure = r;
                     if (alive > 0)
                         fprintf(stderr, "tutti-run: stopping the other %d ranks\n", alive);
                     signal_all(ranks, nranks, SIGTERM);

@@ -15,6 +15,7 @@
 
 #if defined(HAVE_REDUCE_AVX2) || defined(HAVE_REDUCE_AVX512)
 #include <cpuid.h>
+#include <stdatomic.h>
 #endif
 
 /* Indexed by tt_reduce_isa_t; the NULL ends the list for config enums. */
@@ -30,12 +31,25 @@ _Static_assert(sizeof(tt_reduce_isa_names) / sizeof(tt_reduce_isa_names[0]) ==
  * which knows "f16c" in GCC but not in clang before 16. The instructions
  * use the AVX registers; the OS support for those is checked with avx2 or
  * avx512f, which we always ask for together with this.
+ *
+ * The answer is cached: CPUID traps to the hypervisor in a virtual machine
+ * (measured at over 10 us a call), too slow for every operation. This is
+ * the one piece of process-wide state here, a fact about the machine that
+ * never changes; threads racing to fill it store the same value.
  */
+static _Atomic int f16c_known; /* 0: not asked yet; 1: no; 2: yes */
+
 static int cpu_has_f16c(void)
 {
-    unsigned int eax, ebx, ecx, edx;
+    int known = atomic_load_explicit(&f16c_known, memory_order_relaxed);
 
-    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+    if (known == 0) {
+        unsigned int eax, ebx, ecx, edx;
+
+        known = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0 ? 2 : 1;
+        atomic_store_explicit(&f16c_known, known, memory_order_relaxed);
+    }
+    return known == 2;
 }
 #endif
 

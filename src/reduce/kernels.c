@@ -8,8 +8,9 @@
  *
  * Integer, fp32 and fp64 kernels are plain C that the compiler vectorises
  * for whatever the flags allow. fp16 and bf16 kernels convert to fp32 and
- * back; the avx2 and avx512 sets do that with explicit vector code, and all
- * sets use the scalar conversions of half.h for the rest.
+ * back: the avx2 and avx512 sets with explicit vector code, and all sets
+ * with half.h's conversions for the elements left over (the whole buffer
+ * in the generic set, where the compiler vectorises the bf16 ones).
  *
  * Every set must give bitwise the same result as every other for every
  * input, because ranks on different CPUs combine each other's partial
@@ -81,7 +82,8 @@
 /*
  * Integers: sum and product in the unsigned type W (at least as wide as
  * int, so no promotion to signed int can overflow), which wraps. The
- * conversion back to a signed T keeps the low bits (GCC defines it so).
+ * conversion back to a signed T keeps the low bits (GCC and clang define
+ * it so).
  * Average: the wrapped sum, as T, divided in Q, which holds both any T and
  * any divisor, so the quotient truncates toward zero and cannot overflow.
  * @p d is the divisor; it must be at least 1.

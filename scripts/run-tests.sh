@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#   1. the normal build (-Werror) and `make check`;
+#   2. a separate build with AddressSanitizer + UBSan and `make check`;
+#   3. valgrind (memcheck) over the core's single-process tests.
+# Ends with one line "N passed, N failed".
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${TUTTI_BUILD_DIR:-$top/build}
+passed=0
+failed=0
+
+count_suite() { # BUILD_DIR: add the automake harness totals
+    local log=$1/test-suite.log p f
+    if [ ! -f "$log" ]; then
+        failed=$((failed + 1))
+        return
+    fi
+    p=$(sed -n 's/^# PASS: *//p' "$log")
+    f=$(( $(sed -n 's/^# FAIL: *//p' "$log") + $(sed -n 's/^# ERROR: *//p' "$log") + $(sed -n 's/^# XPASS: *//p' "$log") ))
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + f))
+    [ "$f" -eq 0 ] || grep -E "^(FAIL|ERROR)" "$log" | sed 's/^/    /'
+}
+
+run_suite() { # NAME BUILD_DIR [configure options...]
+    local name=$1 dir=$2
+    shift 2
+    echo "=== $name"
+    if ! "$top/scripts/setup.sh" "$dir" "$@"; then
+        echo "=== $name: build failed"
+        failed=$((failed + 1))
+        return
+    fi
+    (cd "$dir" && make -j"$(nproc)" check >/dev/null 2>&1)
+    count_suite "$dir"
+    sed -n '/^# TOTAL/,/^# ERROR/p' "$dir/test-suite.log" | sed "s/^/    $name /"
+}
+
+run_valgrind() { # memcheck over the tests that run in one process
+    local dir=$1 t
+    echo "=== valgrind"
+    if ! command -v valgrind >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null
+    fi
+    for t in check_util check_schedule check_reduce; do
+        if CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+            "$dir/tests/unit/$t" >"$dir/valgrind-$t.log" 2>&1; then
+            passed=$((passed + 1))
+            echo "    valgrind $t: clean"
+        else
+            failed=$((failed + 1))
+            echo "    valgrind $t: FAILED (see $dir/valgrind-$t.log)"
+            tail -20 "$dir/valgrind-$t.log" | sed 's/^/    /'
+        fi
+    done
+}
+
+start=$(date +%s)
+run_suite "build" "$build" --enable-werror
+run_suite "asan+ubsan" "$build-asan" --enable-werror --enable-sanitizers
+run_valgrind "$build"
+echo "=== done in $(( $(date +%s) - start )) s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
