@@ -500,7 +500,8 @@ tutti_status_t tt_bootstrap_allgather(tt_bootstrap_t *bs, uint64_t ctx, int memb
                  (unsigned long long)ctx, item->len, (size_t)nmembers * len);
         status = TUTTI_ERR_PROTOCOL;
     } else {
-        memcpy(all, item->data, item->len);
+        if (item->len > 0)
+            memcpy(all, item->data, item->len);
         status = TUTTI_OK;
     }
     free(item->data);

@@ -164,7 +164,8 @@ tutti_status_t tt_exec_start(tt_exec_t *e, const tt_schedule_t *s, void *const b
     e->status = s->nsteps > 0 ? TUTTI_IN_PROGRESS : TUTTI_OK;
     e->nready = 0;
     e->failed_peer = -1;
-    memcpy(e->pending, s->initial_pending, (size_t)s->nsteps * sizeof(int32_t));
+    if (s->nsteps > 0)
+        memcpy(e->pending, s->initial_pending, (size_t)s->nsteps * sizeof(int32_t));
     /* Push in reverse so that the stack pops steps in schedule order. */
     for (int32_t i = s->nsteps - 1; i >= 0; i--)
         if (e->pending[i] == 0)
