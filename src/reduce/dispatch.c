@@ -123,8 +123,8 @@ tt_reduce_fn_t tt_reduce_kernel(tt_reduce_isa_t isa, tutti_datatype_t datatype, 
 /*
  * Divide each element of one type. Integers: C division truncates toward
  * zero, done in a type Q that holds every element and every divisor, as in
- * the AVG kernels. Not vectorised: this runs once per operation at most,
- * and only when a single contribution is averaged.
+ * the AVG kernels. Plain loops in this file rather than a kernel per set:
+ * a single rank's average is the only user, and it is not on a hot path.
  */
 #define TT_DIVIDE_INT(T, Q)                                                            \
     do {                                                                               \

@@ -8,9 +8,9 @@
  *
  * Integer, fp32 and fp64 kernels are plain C that the compiler vectorises
  * for whatever the flags allow. fp16 and bf16 kernels convert to fp32 and
- * back: the avx2 and avx512 sets with explicit vector code, and all sets
- * with half.h's conversions for the elements left over (the whole buffer
- * in the generic set, where the compiler vectorises the bf16 ones).
+ * back (min and max compare their encodings instead): the avx2 and avx512
+ * sets with explicit vector code, and all sets with half.h's conversions
+ * for the elements left over (the whole buffer in the generic set).
  *
  * Every set must give bitwise the same result as every other for every
  * input, because ranks on different CPUs combine each other's partial
@@ -57,12 +57,12 @@
 #endif
 
 /*
- * "The iterations of the next loop do not depend on each other": spelled
- * per compiler (GCC's ivdep, clang's assume_safety).
+ * "The iterations of the next loop do not depend on each other", for GCC.
+ * clang has no quiet equivalent (its assume_safety also demands that the
+ * loop vectorise and warns when it cannot), and it does not need one: it
+ * vectorises at -O2 with a run-time overlap check.
  */
-#if defined(__clang__)
-#define TT_IVDEP _Pragma("clang loop vectorize(assume_safety)")
-#elif defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__clang__)
 #define TT_IVDEP _Pragma("GCC ivdep")
 #else
 #define TT_IVDEP
@@ -221,33 +221,69 @@ TT_DEFINE_KERNELS(fp64, double, double, (double)divisor)
 /* ------------------------------------------------------------------------ */
 
 /*
- * One element: widen both, apply the fp32 operation, round once. This is
- * the whole kernel in the generic set (where the bf16 version vectorises,
- * its conversions being a few integer operations) and the tail in the
- * others.
+ * Sum, product and average of one element: widen both, apply the fp32
+ * operation, round once.
  */
-#define TT_HALF_ELEM_OPS(fmt)                                                          \
-    TT_HALF_ELEM_OP(fmt, sum)                                                          \
-    TT_HALF_ELEM_OP(fmt, prod)                                                         \
-    TT_HALF_ELEM_OP(fmt, min)                                                          \
-    TT_HALF_ELEM_OP(fmt, max)                                                          \
-    TT_HALF_ELEM_OP(fmt, avg)
-#define TT_HALF_ELEM_OP(fmt, op)                                                       \
+#define TT_HALF_ELEM_ARITH(fmt, op)                                                    \
     static inline uint16_t elem_##fmt##_##op(uint16_t p, uint16_t q, float k)          \
     {                                                                                  \
         return tt_float_to_##fmt##_inline(elem_fp32_##op(tt_##fmt##_to_float_inline(p), \
                                                          tt_##fmt##_to_float_inline(q), k)); \
     }
 
-TT_HALF_ELEM_OPS(fp16)
-TT_HALF_ELEM_OPS(bf16)
+TT_HALF_ELEM_ARITH(fp16, sum)
+TT_HALF_ELEM_ARITH(fp16, prod)
+TT_HALF_ELEM_ARITH(fp16, avg)
+TT_HALF_ELEM_ARITH(bf16, sum)
+TT_HALF_ELEM_ARITH(bf16, prod)
+TT_HALF_ELEM_ARITH(bf16, avg)
+
+/*
+ * Min and max compare the 16-bit encodings as integers instead of widening:
+ * the same answer as (a < b ? a : b) on the exact fp32 values, the chosen
+ * operand coming back unchanged except that a NaN is quieted, as the round
+ * trip through fp32 would. Widening and using fp32 compares would not do:
+ * with MXCSR's denormals-are-zero set, MINPS returns a subnormal operand
+ * as zero while a compare-and-select returns its bits, and compilers turn
+ * one into the other freely, so kernel sets disagreed under DAZ.
+ *
+ * A sign-magnitude encoding orders like the integer key +magnitude or
+ * -magnitude (both zeros get 0); a NaN (magnitude above the infinity
+ * pattern @p inf) is unordered, so the answer is then b.
+ */
+static inline uint16_t half_order(uint16_t a, uint16_t b, int inf, int quiet, int want_min)
+{
+    int ma = a & 0x7fff, mb = b & 0x7fff;
+    int ka = a & 0x8000 ? -ma : ma, kb = b & 0x8000 ? -mb : mb;
+    int pick_a = ma <= inf && mb <= inf && (want_min ? ka < kb : ka > kb);
+    uint16_t r = pick_a ? a : b;
+
+    return (r & 0x7fff) > inf ? (uint16_t)(r | quiet) : r;
+}
+
+#define TT_FP16_INF 0x7c00
+#define TT_FP16_QUIET 0x0200
+#define TT_BF16_INF 0x7f80
+#define TT_BF16_QUIET 0x0040
+
+#define TT_HALF_ELEM_ORDER(fmt, op, FMT, want_min)                                     \
+    static inline uint16_t elem_##fmt##_##op(uint16_t p, uint16_t q, float k)          \
+    {                                                                                  \
+        (void)k;                                                                       \
+        return half_order(p, q, TT_##FMT##_INF, TT_##FMT##_QUIET, want_min);           \
+    }
+
+TT_HALF_ELEM_ORDER(fp16, min, FP16, 1)
+TT_HALF_ELEM_ORDER(fp16, max, FP16, 0)
+TT_HALF_ELEM_ORDER(bf16, min, BF16, 1)
+TT_HALF_ELEM_ORDER(bf16, max, BF16, 0)
 
 /*
  * The vector code below must match the element functions bit for bit: the
- * same fp32 operation (NaN rule, min/max rule, division by the same fp32
- * divisor) between the same conversions. F16C's conversions are the
- * reference that half.h copies; bf16 has no acceptable instruction, so the
- * vector code repeats half.h's integer steps.
+ * same fp32 operation (NaN rule, division by the same fp32 divisor) between
+ * the same conversions, and the same integer min/max. F16C's conversions
+ * are the reference that half.h copies; bf16 has no acceptable instruction,
+ * so the vector code repeats half.h's integer steps.
  *
  * bf16 needs no shuffles: a 32-bit lane holds two bf16 values, and the
  * even one shifted up, or the odd one masked, is already its fp32 value.
@@ -273,19 +309,6 @@ static inline vec_t vec_nan_from_x(vec_t x, vec_t y)
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
 }
 
-/* x < y ? x : y per lane, written out so that no operand order is implied. */
-static inline vec_t vec_min(vec_t x, vec_t y, vec_t k)
-{
-    (void)k;
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, y, _CMP_LT_OQ), y, x);
-}
-
-static inline vec_t vec_max(vec_t x, vec_t y, vec_t k)
-{
-    (void)k;
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, y, _CMP_GT_OQ), y, x);
-}
-
 static inline vec_t vec_sum(vec_t x, vec_t y, vec_t k)
 {
     (void)k;
@@ -303,7 +326,17 @@ static inline vec_t vec_avg(vec_t x, vec_t y, vec_t k)
     return _mm512_div_ps(_mm512_add_ps(x, vec_nan_from_x(x, y)), k);
 }
 
-/* 16 fp16 values. */
+static inline vec_int_t vec_load_int(const unsigned char *p)
+{
+    return _mm512_loadu_si512((const void *)p);
+}
+
+static inline void vec_store_int(unsigned char *p, vec_int_t v)
+{
+    _mm512_storeu_si512((void *)p, v);
+}
+
+/* TT_VEC_LEN fp16 values. */
 static inline vec_t vec_load_fp16(const unsigned char *p)
 {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
@@ -314,10 +347,10 @@ static inline void vec_store_fp16(unsigned char *p, vec_t v)
     _mm256_storeu_si256((__m256i *)p, _mm512_cvtps_ph(v, TT_RNE));
 }
 
-/* 32 bf16 values, as the fp32 values of the even and the odd ones. */
+/* 2 * TT_VEC_LEN bf16 values, as the fp32 values of the even and the odd ones. */
 static inline void vec_load_bf16(const unsigned char *p, vec_t *even, vec_t *odd)
 {
-    vec_int_t w = _mm512_loadu_si512((const void *)p);
+    vec_int_t w = vec_load_int(p);
 
     *even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
     *odd = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000)));
@@ -338,10 +371,25 @@ static inline vec_int_t vec_round_bf16(vec_t v)
 
 static inline void vec_store_bf16(unsigned char *p, vec_t even, vec_t odd)
 {
-    vec_int_t w = _mm512_or_si512(vec_round_bf16(even),
-                                  _mm512_slli_epi32(vec_round_bf16(odd), 16));
+    vec_store_int(p, _mm512_or_si512(vec_round_bf16(even),
+                                     _mm512_slli_epi32(vec_round_bf16(odd), 16)));
+}
 
-    _mm512_storeu_si512((void *)p, w);
+/* half_order() on 2 * TT_VEC_LEN 16-bit lanes. */
+static inline vec_int_t vec_order16(vec_int_t a, vec_int_t b, int inf, int quiet, int want_min)
+{
+    const vec_int_t abs = _mm512_set1_epi16(0x7fff), vinf = _mm512_set1_epi16((short)inf);
+    vec_int_t ma = _mm512_and_si512(a, abs), mb = _mm512_and_si512(b, abs);
+    vec_int_t sa = _mm512_srai_epi16(a, 15), sb = _mm512_srai_epi16(b, 15);
+    vec_int_t ka = _mm512_sub_epi16(_mm512_xor_si512(ma, sa), sa);
+    vec_int_t kb = _mm512_sub_epi16(_mm512_xor_si512(mb, sb), sb);
+    __mmask32 ordered = _mm512_cmple_epi16_mask(ma, vinf) & _mm512_cmple_epi16_mask(mb, vinf);
+    __mmask32 pick_a = ordered & (want_min ? _mm512_cmplt_epi16_mask(ka, kb)
+                                           : _mm512_cmpgt_epi16_mask(ka, kb));
+    vec_int_t r = _mm512_mask_blend_epi16(pick_a, b, a);
+    __mmask32 nan = _mm512_cmpgt_epi16_mask(_mm512_and_si512(r, abs), vinf);
+
+    return _mm512_mask_blend_epi16(nan, r, _mm512_or_si512(r, _mm512_set1_epi16((short)quiet)));
 }
 
 #elif TT_SET == TT_SET_avx2
@@ -363,19 +411,6 @@ static inline vec_t vec_nan_from_x(vec_t x, vec_t y)
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
-/* x < y ? x : y per lane, written out so that no operand order is implied. */
-static inline vec_t vec_min(vec_t x, vec_t y, vec_t k)
-{
-    (void)k;
-    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, y, _CMP_LT_OQ));
-}
-
-static inline vec_t vec_max(vec_t x, vec_t y, vec_t k)
-{
-    (void)k;
-    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, y, _CMP_GT_OQ));
-}
-
 static inline vec_t vec_sum(vec_t x, vec_t y, vec_t k)
 {
     (void)k;
@@ -393,7 +428,17 @@ static inline vec_t vec_avg(vec_t x, vec_t y, vec_t k)
     return _mm256_div_ps(_mm256_add_ps(x, vec_nan_from_x(x, y)), k);
 }
 
-/* 8 fp16 values. */
+static inline vec_int_t vec_load_int(const unsigned char *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+static inline void vec_store_int(unsigned char *p, vec_int_t v)
+{
+    _mm256_storeu_si256((__m256i *)p, v);
+}
+
+/* TT_VEC_LEN fp16 values. */
 static inline vec_t vec_load_fp16(const unsigned char *p)
 {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
@@ -404,10 +449,10 @@ static inline void vec_store_fp16(unsigned char *p, vec_t v)
     _mm_storeu_si128((__m128i *)p, _mm256_cvtps_ph(v, TT_RNE));
 }
 
-/* 16 bf16 values, as the fp32 values of the even and the odd ones. */
+/* 2 * TT_VEC_LEN bf16 values, as the fp32 values of the even and the odd ones. */
 static inline void vec_load_bf16(const unsigned char *p, vec_t *even, vec_t *odd)
 {
-    vec_int_t w = _mm256_loadu_si256((const __m256i *)p);
+    vec_int_t w = vec_load_int(p);
 
     *even = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
     *odd = _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32((int)0xffff0000)));
@@ -428,31 +473,74 @@ static inline vec_int_t vec_round_bf16(vec_t v)
 
 static inline void vec_store_bf16(unsigned char *p, vec_t even, vec_t odd)
 {
-    vec_int_t w = _mm256_or_si256(vec_round_bf16(even),
-                                  _mm256_slli_epi32(vec_round_bf16(odd), 16));
+    vec_store_int(p, _mm256_or_si256(vec_round_bf16(even),
+                                     _mm256_slli_epi32(vec_round_bf16(odd), 16)));
+}
 
-    _mm256_storeu_si256((__m256i *)p, w);
+/* half_order() on 2 * TT_VEC_LEN 16-bit lanes. */
+static inline vec_int_t vec_order16(vec_int_t a, vec_int_t b, int inf, int quiet, int want_min)
+{
+    const vec_int_t abs = _mm256_set1_epi16(0x7fff), vinf = _mm256_set1_epi16((short)inf);
+    const vec_int_t above = _mm256_set1_epi16((short)(inf + 1));
+    vec_int_t ma = _mm256_and_si256(a, abs), mb = _mm256_and_si256(b, abs);
+    vec_int_t sa = _mm256_srai_epi16(a, 15), sb = _mm256_srai_epi16(b, 15);
+    vec_int_t ka = _mm256_sub_epi16(_mm256_xor_si256(ma, sa), sa);
+    vec_int_t kb = _mm256_sub_epi16(_mm256_xor_si256(mb, sb), sb);
+    vec_int_t ordered =
+        _mm256_and_si256(_mm256_cmpgt_epi16(above, ma), _mm256_cmpgt_epi16(above, mb));
+    vec_int_t pick_a = _mm256_and_si256(ordered, want_min ? _mm256_cmpgt_epi16(kb, ka)
+                                                          : _mm256_cmpgt_epi16(ka, kb));
+    vec_int_t r = _mm256_blendv_epi8(b, a, pick_a);
+    vec_int_t nan = _mm256_cmpgt_epi16(_mm256_and_si256(r, abs), vinf);
+
+    return _mm256_or_si256(r, _mm256_and_si256(nan, _mm256_set1_epi16((short)quiet)));
 }
 
 #endif
 
 #if defined(TT_VEC_LEN)
 /*
- * Define kernel fmt_op for the vector sets: whole vectors first, then the
- * element function for the rest.
+ * One vector step of each kernel, and how many elements it takes: sum,
+ * prod and avg of fp16 widen one vector's worth, those of bf16 two (even
+ * and odd); min and max work on 16-bit lanes, two vectors' worth.
  */
-#define TT_VEC_STEP_fp16(d, x, y, op, kv)                                              \
-    vec_store_fp16(d, vec_##op(vec_load_fp16(x), vec_load_fp16(y), kv))
-#define TT_VEC_STEP_bf16(d, x, y, op, kv)                                              \
-    do {                                                                               \
+#define TT_VEC_ARITH_STEPS(op)                                                         \
+    enum { step_fp16_##op##_len = TT_VEC_LEN, step_bf16_##op##_len = 2 * TT_VEC_LEN };  \
+    static inline void step_fp16_##op(unsigned char *d, const unsigned char *x,         \
+                                      const unsigned char *y, vec_t kv)                 \
+    {                                                                                  \
+        vec_store_fp16(d, vec_##op(vec_load_fp16(x), vec_load_fp16(y), kv));           \
+    }                                                                                  \
+    static inline void step_bf16_##op(unsigned char *d, const unsigned char *x,         \
+                                      const unsigned char *y, vec_t kv)                 \
+    {                                                                                  \
         vec_t xe, xo, ye, yo;                                                          \
+                                                                                       \
         vec_load_bf16(x, &xe, &xo);                                                    \
         vec_load_bf16(y, &ye, &yo);                                                    \
         vec_store_bf16(d, vec_##op(xe, ye, kv), vec_##op(xo, yo, kv));                 \
-    } while (0)
-#define TT_VEC_ELEMS_fp16 TT_VEC_LEN
-#define TT_VEC_ELEMS_bf16 (2 * TT_VEC_LEN)
+    }
 
+TT_VEC_ARITH_STEPS(sum)
+TT_VEC_ARITH_STEPS(prod)
+TT_VEC_ARITH_STEPS(avg)
+
+#define TT_VEC_ORDER_STEP(fmt, op, FMT, want_min)                                      \
+    enum { step_##fmt##_##op##_len = 2 * TT_VEC_LEN };                                 \
+    static inline void step_##fmt##_##op(unsigned char *d, const unsigned char *x,      \
+                                         const unsigned char *y, vec_t kv)              \
+    {                                                                                  \
+        (void)kv;                                                                      \
+        vec_store_int(d, vec_order16(vec_load_int(x), vec_load_int(y), TT_##FMT##_INF,  \
+                                     TT_##FMT##_QUIET, want_min));                     \
+    }
+
+TT_VEC_ORDER_STEP(fp16, min, FP16, 1)
+TT_VEC_ORDER_STEP(fp16, max, FP16, 0)
+TT_VEC_ORDER_STEP(bf16, min, BF16, 1)
+TT_VEC_ORDER_STEP(bf16, max, BF16, 0)
+
+/* Kernel fmt_op for the vector sets: whole steps, then the element function. */
 #define TT_DEFINE_HALF_KERNEL(fmt, op)                                                 \
     static void fmt##_##op(void *dst, const void *a, const void *b, size_t count,       \
                            uint32_t divisor)                                            \
@@ -463,8 +551,8 @@ static inline void vec_store_bf16(unsigned char *p, vec_t even, vec_t odd)
         const vec_t kv = vec_set1(k);                                                  \
         size_t i = 0;                                                                  \
                                                                                        \
-        for (; count - i >= TT_VEC_ELEMS_##fmt; i += TT_VEC_ELEMS_##fmt)               \
-            TT_VEC_STEP_##fmt(d + 2 * i, x + 2 * i, y + 2 * i, op, kv);                \
+        for (; count - i >= step_##fmt##_##op##_len; i += step_##fmt##_##op##_len)     \
+            step_##fmt##_##op(d + 2 * i, x + 2 * i, y + 2 * i, kv);                    \
         for (; i < count; i++) {                                                       \
             uint16_t p, q, r;                                                          \
                                                                                        \
@@ -484,7 +572,10 @@ static inline void vec_store_bf16(unsigned char *p, vec_t even, vec_t odd)
 TT_DEFINE_HALF_KERNELS(fp16)
 TT_DEFINE_HALF_KERNELS(bf16)
 #else
-/* Generic set: the element functions in the same loops as the other types. */
+/*
+ * Generic set: the element functions in the same loops as the other types
+ * (the compiler vectorises the bf16 ones and every min and max).
+ */
 TT_DEFINE_KERNELS(fp16, uint16_t, float, (float)divisor)
 TT_DEFINE_KERNELS(bf16, uint16_t, float, (float)divisor)
 #endif

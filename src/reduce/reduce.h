@@ -25,7 +25,9 @@
  * NaN operand they return b as it is. For sum, prod and avg a NaN in a
  * gives a's NaN, else a NaN in b gives b's, quieted either way (x86 would
  * pick whichever operand the compiler put first). fp16 and bf16 NaNs keep
- * their sign and the top of their payload.
+ * their sign and the top of their payload; their min and max compare the
+ * 16-bit encodings, which gives the same answer as comparing the widened
+ * values without depending on denormals-are-zero.
  *
  * Kernels are pure functions of their inputs: reentrant, thread safe, and
  * bitwise the same in every kernel set, also when the caller has set

@@ -36,10 +36,10 @@
  * passing Check assertion writes a note to a pipe, which made this suite
  * spend most of its time in write(). Same report on failure.
  */
-#define EXPECT(cond, ...)                \
-    do {                                 \
-        if (!(cond))                     \
-            ck_abort_msg(__VA_ARGS__);   \
+#define EXPECT(cond, ...)              \
+    do {                               \
+        if (!(cond))                   \
+            ck_abort_msg(__VA_ARGS__); \
     } while (0)
 
 static const char *const dt_names[TUTTI_NUM_DATATYPES] = {
@@ -332,13 +332,11 @@ static uint64_t ref_elem(tutti_datatype_t dt, tutti_op_t op, uint64_t a, uint64_
     case TUTTI_UINT64:
         return ref_int(64, 0, op, a, b, divisor);
     case TUTTI_FP16:
-        return ref_encode(fmt_fp16,
-                          ref_fp32(op, ref_decode(fmt_fp16, (uint16_t)a, 1),
-                                   ref_decode(fmt_fp16, (uint16_t)b, 1), (float)divisor));
+        return ref_encode(fmt_fp16, ref_fp32(op, ref_decode(fmt_fp16, (uint16_t)a, 1),
+                                             ref_decode(fmt_fp16, (uint16_t)b, 1), (float)divisor));
     case TUTTI_BF16:
-        return ref_encode(fmt_bf16,
-                          ref_fp32(op, ref_decode(fmt_bf16, (uint16_t)a, 0),
-                                   ref_decode(fmt_bf16, (uint16_t)b, 0), (float)divisor));
+        return ref_encode(fmt_bf16, ref_fp32(op, ref_decode(fmt_bf16, (uint16_t)a, 0),
+                                             ref_decode(fmt_bf16, (uint16_t)b, 0), (float)divisor));
     case TUTTI_FP32:
         return f32_bits(ref_fp32(op, f32_from((uint32_t)a), f32_from((uint32_t)b), (float)divisor));
     case TUTTI_FP64:
@@ -354,12 +352,12 @@ static uint64_t ref_elem(tutti_datatype_t dt, tutti_op_t op, uint64_t a, uint64_
 
 /* Values worth meeting often: zeros, infinities, NaNs of all kinds, subnormals, extremes. */
 static const uint64_t specials_fp16[] = {
-    0x0000, 0x8000, 0x7c00, 0xfc00, 0x7e00, 0xfe00, 0x7c01, 0xfd55, 0x7fff, 0x0001,
-    0x83ff, 0x0400, 0x7bff, 0xfbff, 0x3c00, 0xbc00, 0x3c01, 0x0200,
+    0x0000, 0x8000, 0x7c00, 0xfc00, 0x7e00, 0xfe00, 0x7c01, 0xfd55, 0x7fff,
+    0x0001, 0x83ff, 0x0400, 0x7bff, 0xfbff, 0x3c00, 0xbc00, 0x3c01, 0x0200,
 };
 static const uint64_t specials_bf16[] = {
-    0x0000, 0x8000, 0x7f80, 0xff80, 0x7fc0, 0xffc0, 0x7f81, 0xffa5, 0x7fff, 0x0001,
-    0x807f, 0x0080, 0x7f7f, 0xff7f, 0x3f80, 0xbf80, 0x3f81, 0x0040,
+    0x0000, 0x8000, 0x7f80, 0xff80, 0x7fc0, 0xffc0, 0x7f81, 0xffa5, 0x7fff,
+    0x0001, 0x807f, 0x0080, 0x7f7f, 0xff7f, 0x3f80, 0xbf80, 0x3f81, 0x0040,
 };
 static const uint64_t specials_fp32[] = {
     0x00000000, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000,
@@ -529,17 +527,17 @@ START_TEST(test_float_to_fp16_cases)
         {-65520.0f, 0xfc00},
         {0x1.fffffep127f, 0x7c00},
         {-INFINITY, 0xfc00},
-        {0x1p-14f, 0x0400},       /* smallest normal */
-        {0x1.ffcp-15f, 0x0400},   /* halfway between largest subnormal and smallest normal */
-        {0x1.ff8p-15f, 0x03ff},   /* largest subnormal */
-        {0x1p-24f, 0x0001},       /* smallest subnormal */
-        {0x1.8p-24f, 0x0002},     /* 1.5 units: to even */
-        {0x1.4p-23f, 0x0002},     /* 2.5 units: to even */
-        {0x1p-25f, 0x0000},       /* half a unit: to even, which is zero */
+        {0x1p-14f, 0x0400},        /* smallest normal */
+        {0x1.ffcp-15f, 0x0400},    /* halfway between largest subnormal and smallest normal */
+        {0x1.ff8p-15f, 0x03ff},    /* largest subnormal */
+        {0x1p-24f, 0x0001},        /* smallest subnormal */
+        {0x1.8p-24f, 0x0002},      /* 1.5 units: to even */
+        {0x1.4p-23f, 0x0002},      /* 2.5 units: to even */
+        {0x1p-25f, 0x0000},        /* half a unit: to even, which is zero */
         {0x1.000002p-25f, 0x0001}, /* just above half a unit */
         {0x1.fffffep-26f, 0x0000}, /* just below half a unit */
         {-0x1p-25f, 0x8000},
-        {0x1p-149f, 0x0000},      /* fp32 subnormal */
+        {0x1p-149f, 0x0000}, /* fp32 subnormal */
         {-0x1p-130f, 0x8000},
     };
 
@@ -547,7 +545,7 @@ START_TEST(test_float_to_fp16_cases)
         uint16_t got = tt_float_to_fp16(cases[i].in);
 
         EXPECT(got == cases[i].out, "%a: got %04x, want %04x", (double)cases[i].in, got,
-                      cases[i].out);
+               cases[i].out);
         ck_assert_uint_eq(ref_encode(fmt_fp16, cases[i].in), cases[i].out);
     }
     /* NaNs: quiet bit set, sign and top payload bits kept. */
@@ -575,7 +573,8 @@ static size_t rounding_edges(fmt_t f, int quiet, float *out)
         float mid;
 
         /* Past the largest finite value the next neighbour is 2^(emax+1). */
-        hi = h + 1 == inf ? ldexp(1.0, f.bias + 1) : (double)ref_decode(f, (uint16_t)(h + 1), quiet);
+        hi =
+            h + 1 == inf ? ldexp(1.0, f.bias + 1) : (double)ref_decode(f, (uint16_t)(h + 1), quiet);
         mid = (float)((lo + hi) / 2);
         EXPECT((double)mid == (lo + hi) / 2, "midpoint %a not exact", (lo + hi) / 2);
         out[n++] = mid;
@@ -619,8 +618,9 @@ __attribute__((target("f16c"))) static void hw_fp16_to_float8(const uint16_t *in
 
 __attribute__((target("f16c"))) static void hw_float_to_fp16_8(const float *in, uint16_t *out)
 {
-    _mm_storeu_si128((__m128i *)out, _mm256_cvtps_ph(_mm256_loadu_ps(in), _MM_FROUND_TO_NEAREST_INT |
-                                                                          _MM_FROUND_NO_EXC));
+    _mm_storeu_si128(
+        (__m128i *)out,
+        _mm256_cvtps_ph(_mm256_loadu_ps(in), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 #endif
 
@@ -646,8 +646,8 @@ START_TEST(test_fp16_matches_f16c)
         hw_fp16_to_float8(in, out);
         for (int j = 0; j < 8; j++)
             EXPECT(f32_bits(out[j]) == f32_bits(tt_fp16_to_float(in[j])),
-                          "fp16 %04x: F16C %08x, software %08x", in[j], f32_bits(out[j]),
-                          f32_bits(tt_fp16_to_float(in[j])));
+                   "fp16 %04x: F16C %08x, software %08x", in[j], f32_bits(out[j]),
+                   f32_bits(tt_fp16_to_float(in[j])));
     }
 
     edges = malloc((6 * 65536 + 1048576) * sizeof(float));
@@ -661,9 +661,8 @@ START_TEST(test_fp16_matches_f16c)
 
         hw_float_to_fp16_8(edges + i, out);
         for (int j = 0; j < 8; j++)
-            EXPECT(out[j] == tt_float_to_fp16(edges[i + j]),
-                          "float %08x: F16C %04x, software %04x", f32_bits(edges[i + j]), out[j],
-                          tt_float_to_fp16(edges[i + j]));
+            EXPECT(out[j] == tt_float_to_fp16(edges[i + j]), "float %08x: F16C %04x, software %04x",
+                   f32_bits(edges[i + j]), out[j], tt_float_to_fp16(edges[i + j]));
     }
     free(edges);
 #else
@@ -705,23 +704,23 @@ START_TEST(test_float_to_bf16_cases)
     static const conv_case_t cases[] = {
         {1.0f, 0x3f80},
         {-0.0f, 0x8000},
-        {0x1.01p0f, 0x3f80},        /* halfway between 0x3f80 and 0x3f81: to even */
-        {0x1.03p0f, 0x3f82},        /* halfway between 0x3f81 and 0x3f82: to even */
-        {0x1.010002p0f, 0x3f81},    /* just above halfway */
-        {0x1.00fffep0f, 0x3f80},    /* just below halfway */
-        {0x1.fep127f, 0x7f7f},      /* largest finite */
-        {0x1.fefffep127f, 0x7f7f},  /* just below the overflow tie */
-        {0x1.ffp127f, 0x7f80},      /* halfway to 2^128: to even, which is infinity */
+        {0x1.01p0f, 0x3f80},       /* halfway between 0x3f80 and 0x3f81: to even */
+        {0x1.03p0f, 0x3f82},       /* halfway between 0x3f81 and 0x3f82: to even */
+        {0x1.010002p0f, 0x3f81},   /* just above halfway */
+        {0x1.00fffep0f, 0x3f80},   /* just below halfway */
+        {0x1.fep127f, 0x7f7f},     /* largest finite */
+        {0x1.fefffep127f, 0x7f7f}, /* just below the overflow tie */
+        {0x1.ffp127f, 0x7f80},     /* halfway to 2^128: to even, which is infinity */
         {-0x1.fffffep127f, 0xff80},
         {INFINITY, 0x7f80},
-        {0x1p-126f, 0x0080},        /* smallest normal */
-        {0x1.fep-127f, 0x0080},     /* halfway from the largest subnormal: to even */
-        {0x1.fcp-127f, 0x007f},     /* largest subnormal */
-        {0x1p-133f, 0x0001},        /* smallest subnormal */
-        {0x1.8p-133f, 0x0002},      /* 1.5 units: to even */
-        {0x1p-134f, 0x0000},        /* half a unit: to even, which is zero */
-        {0x1.0002p-134f, 0x0001},   /* just above half a unit */
-        {0x1.fffcp-135f, 0x0000},   /* just below half a unit */
+        {0x1p-126f, 0x0080},      /* smallest normal */
+        {0x1.fep-127f, 0x0080},   /* halfway from the largest subnormal: to even */
+        {0x1.fcp-127f, 0x007f},   /* largest subnormal */
+        {0x1p-133f, 0x0001},      /* smallest subnormal */
+        {0x1.8p-133f, 0x0002},    /* 1.5 units: to even */
+        {0x1p-134f, 0x0000},      /* half a unit: to even, which is zero */
+        {0x1.0002p-134f, 0x0001}, /* just above half a unit */
+        {0x1.fffcp-135f, 0x0000}, /* just below half a unit */
         {-0x1p-149f, 0x8000},
     };
 
@@ -729,7 +728,7 @@ START_TEST(test_float_to_bf16_cases)
         uint16_t got = tt_float_to_bf16(cases[i].in);
 
         EXPECT(got == cases[i].out, "%a: got %04x, want %04x", (double)cases[i].in, got,
-                      cases[i].out);
+               cases[i].out);
         ck_assert_uint_eq(ref_encode(fmt_bf16, cases[i].in), cases[i].out);
     }
     ck_assert_uint_eq(tt_float_to_bf16(f32_from(0x7f800001)), 0x7fc0);
@@ -807,8 +806,8 @@ START_TEST(test_bf16_matches_avx512bf16)
             if ((u & 0x7f800000) == 0 && (u & 0x7fffff) != 0)
                 continue; /* subnormal: the instruction flushes it */
             EXPECT(out[j] == tt_float_to_bf16(in[i + j]),
-                          "float %08x: vcvtneps2bf16 %04x, software %04x", u, out[j],
-                          tt_float_to_bf16(in[i + j]));
+                   "float %08x: vcvtneps2bf16 %04x, software %04x", u, out[j],
+                   tt_float_to_bf16(in[i + j]));
             compared++;
         }
     }
@@ -832,9 +831,8 @@ typedef struct layout {
 } layout_t;
 
 static const layout_t layouts[] = {
-    {0, 0, 0, ALIAS_NONE}, {1, 2, 3, ALIAS_NONE}, {3, 1, 2, ALIAS_NONE},
-    {2, 3, 1, ALIAS_NONE}, {0, 0, 0, ALIAS_DST_A}, {1, 3, 0, ALIAS_DST_A},
-    {0, 0, 0, ALIAS_DST_B}, {3, 2, 0, ALIAS_DST_B},
+    {0, 0, 0, ALIAS_NONE},  {1, 2, 3, ALIAS_NONE},  {3, 1, 2, ALIAS_NONE},  {2, 3, 1, ALIAS_NONE},
+    {0, 0, 0, ALIAS_DST_A}, {1, 3, 0, ALIAS_DST_A}, {0, 0, 0, ALIAS_DST_B}, {3, 2, 0, ALIAS_DST_B},
 };
 static const size_t counts[] = {0, 1, 7, 31, 33, 1003};
 
@@ -869,15 +867,15 @@ static void check_one(tt_reduce_isa_t isa, tutti_datatype_t dt, tutti_op_t op, s
         uint64_t want = ref_elem(dt, op, x, y, divisor), got = load_bits(dst, size, i);
 
         EXPECT(got == want,
-                      "%s %s %s, count %zu, offsets %zu/%zu/%zu, alias %d, divisor %u: "
-                      "element %zu: %#llx op %#llx = %#llx, want %#llx",
-                      tt_reduce_isa_names[isa], dt_names[dt], op_names[op], count, l->off_a,
-                      l->off_b, l->off_d, l->alias, divisor, i, (unsigned long long)x,
-                      (unsigned long long)y, (unsigned long long)got, (unsigned long long)want);
+               "%s %s %s, count %zu, offsets %zu/%zu/%zu, alias %d, divisor %u: "
+               "element %zu: %#llx op %#llx = %#llx, want %#llx",
+               tt_reduce_isa_names[isa], dt_names[dt], op_names[op], count, l->off_a, l->off_b,
+               l->off_d, l->alias, divisor, i, (unsigned long long)x, (unsigned long long)y,
+               (unsigned long long)got, (unsigned long long)want);
     }
     EXPECT(guarded_intact(&a) && guarded_intact(&b) && guarded_intact(&d),
-                  "%s %s %s count %zu: wrote outside its buffer", tt_reduce_isa_names[isa],
-                  dt_names[dt], op_names[op], count);
+           "%s %s %s count %zu: wrote outside its buffer", tt_reduce_isa_names[isa], dt_names[dt],
+           op_names[op], count);
     if (l->alias != ALIAS_DST_A)
         EXPECT(memcmp(a.data, a0, bytes) == 0, "input a changed");
     if (l->alias != ALIAS_DST_B)
@@ -934,8 +932,8 @@ END_TEST
  * and through the vector path (the pair repeated 300 times), in every
  * available set; every result must be @p want.
  */
-static void check_pair(tutti_datatype_t dt, tutti_op_t op, uint64_t x, uint64_t y,
-                       uint32_t divisor, uint64_t want)
+static void check_pair(tutti_datatype_t dt, tutti_op_t op, uint64_t x, uint64_t y, uint32_t divisor,
+                       uint64_t want)
 {
     enum { n = 300 };
     size_t size = dt_sizes[dt];
@@ -954,10 +952,11 @@ static void check_pair(tutti_datatype_t dt, tutti_op_t op, uint64_t x, uint64_t 
             for (size_t i = 0; i < count; i++) {
                 uint64_t got = load_bits(d, size, i);
 
-                EXPECT(got == want, "%s %s: %#llx %s %#llx (divisor %u), element %zu of %zu: %#llx, want %#llx",
-                              tt_reduce_isa_names[isa], dt_names[dt], (unsigned long long)x,
-                              op_names[op], (unsigned long long)y, divisor, i, count,
-                              (unsigned long long)got, (unsigned long long)want);
+                EXPECT(got == want,
+                       "%s %s: %#llx %s %#llx (divisor %u), element %zu of %zu: %#llx, want %#llx",
+                       tt_reduce_isa_names[isa], dt_names[dt], (unsigned long long)x, op_names[op],
+                       (unsigned long long)y, divisor, i, count, (unsigned long long)got,
+                       (unsigned long long)want);
             }
         }
     }
@@ -965,16 +964,16 @@ static void check_pair(tutti_datatype_t dt, tutti_op_t op, uint64_t x, uint64_t 
 
 START_TEST(test_integer_wraparound)
 {
-    check_pair(TUTTI_INT8, TUTTI_SUM, 0x7f, 0x01, 1, 0x80);  /* 127 + 1 = -128 */
-    check_pair(TUTTI_INT8, TUTTI_SUM, 0x80, 0xff, 1, 0x7f);  /* -128 + -1 = 127 */
+    check_pair(TUTTI_INT8, TUTTI_SUM, 0x7f, 0x01, 1, 0x80); /* 127 + 1 = -128 */
+    check_pair(TUTTI_INT8, TUTTI_SUM, 0x80, 0xff, 1, 0x7f); /* -128 + -1 = 127 */
     check_pair(TUTTI_UINT8, TUTTI_SUM, 0xff, 0x02, 1, 0x01);
     check_pair(TUTTI_INT32, TUTTI_SUM, 0x7fffffff, 1, 1, 0x80000000);
     check_pair(TUTTI_UINT32, TUTTI_SUM, 0xffffffff, 0xffffffff, 1, 0xfffffffe);
     check_pair(TUTTI_INT64, TUTTI_SUM, 0x7fffffffffffffff, 1, 1, 0x8000000000000000);
     check_pair(TUTTI_UINT64, TUTTI_SUM, 0xffffffffffffffff, 1, 1, 0);
-    check_pair(TUTTI_INT8, TUTTI_PROD, 16, 16, 1, 0);         /* 256 wraps to 0 */
-    check_pair(TUTTI_INT8, TUTTI_PROD, 0x80, 0xff, 1, 0x80);  /* -128 * -1 = -128 */
-    check_pair(TUTTI_INT8, TUTTI_PROD, 0xf6, 0x0d, 1, 0x7e);  /* -10 * 13 = -130 = 126 */
+    check_pair(TUTTI_INT8, TUTTI_PROD, 16, 16, 1, 0);        /* 256 wraps to 0 */
+    check_pair(TUTTI_INT8, TUTTI_PROD, 0x80, 0xff, 1, 0x80); /* -128 * -1 = -128 */
+    check_pair(TUTTI_INT8, TUTTI_PROD, 0xf6, 0x0d, 1, 0x7e); /* -10 * 13 = -130 = 126 */
     check_pair(TUTTI_UINT8, TUTTI_PROD, 0xff, 0xff, 1, 0x01);
     check_pair(TUTTI_INT32, TUTTI_PROD, 0x80000000, 0xffffffff, 1, 0x80000000);
     check_pair(TUTTI_UINT32, TUTTI_PROD, 0x10000, 0x10000, 1, 0);
@@ -982,10 +981,10 @@ START_TEST(test_integer_wraparound)
                0x8000000000000000);
     check_pair(TUTTI_UINT64, TUTTI_PROD, 0x100000000, 0x100000001, 1, 0x100000000);
     /* avg: the wrapped sum, then division truncating toward zero. */
-    check_pair(TUTTI_INT8, TUTTI_AVG, 100, 100, 3, 0xee);       /* 200 = -56; -56/3 = -18 */
-    check_pair(TUTTI_INT8, TUTTI_AVG, 0xf9, 0, 2, 0xfd);        /* -7/2 = -3 */
-    check_pair(TUTTI_INT8, TUTTI_AVG, 0x9c, 0xff, 8, 0xf4);     /* -101/8 = -12 */
-    check_pair(TUTTI_UINT8, TUTTI_AVG, 0xff, 0x02, 8, 0);       /* 257 = 1; 1/8 = 0 */
+    check_pair(TUTTI_INT8, TUTTI_AVG, 100, 100, 3, 0xee);   /* 200 = -56; -56/3 = -18 */
+    check_pair(TUTTI_INT8, TUTTI_AVG, 0xf9, 0, 2, 0xfd);    /* -7/2 = -3 */
+    check_pair(TUTTI_INT8, TUTTI_AVG, 0x9c, 0xff, 8, 0xf4); /* -101/8 = -12 */
+    check_pair(TUTTI_UINT8, TUTTI_AVG, 0xff, 0x02, 8, 0);   /* 257 = 1; 1/8 = 0 */
     check_pair(TUTTI_UINT8, TUTTI_AVG, 0xff, 0x00, 8, 31);
     check_pair(TUTTI_INT32, TUTTI_AVG, 0x7fffffff, 1, 2, 0xc0000000); /* INT32_MIN / 2 */
     /* Divisors beyond INT32_MAX must not turn negative. */
@@ -1020,7 +1019,7 @@ START_TEST(test_float_specials)
     check_pair(TUTTI_FP32, TUTTI_MIN, qnan1, f32_bits(1.0f), 1, f32_bits(1.0f));
     check_pair(TUTTI_FP32, TUTTI_MIN, f32_bits(1.0f), snan, 1, snan); /* b as it is */
     check_pair(TUTTI_FP32, TUTTI_MAX, f32_bits(1.0f), qnan2, 1, qnan2);
-    check_pair(TUTTI_FP32, TUTTI_SUM, qnan1, qnan2, 1, qnan1);        /* a's NaN wins */
+    check_pair(TUTTI_FP32, TUTTI_SUM, qnan1, qnan2, 1, qnan1); /* a's NaN wins */
     check_pair(TUTTI_FP32, TUTTI_SUM, qnan2, qnan1, 1, qnan2);
     check_pair(TUTTI_FP32, TUTTI_PROD, snan, qnan2, 1, snan | 0x400000);
     check_pair(TUTTI_FP32, TUTTI_AVG, qnan2, snan, 3, qnan2);
@@ -1033,7 +1032,8 @@ START_TEST(test_float_specials)
         volatile float inf = INFINITY;
         float dflt = inf - inf;
 
-        check_pair(TUTTI_FP32, TUTTI_SUM, f32_bits(INFINITY), f32_bits(-INFINITY), 1, f32_bits(dflt));
+        check_pair(TUTTI_FP32, TUTTI_SUM, f32_bits(INFINITY), f32_bits(-INFINITY), 1,
+                   f32_bits(dflt));
         check_pair(TUTTI_FP16, TUTTI_SUM, 0x7c00, 0xfc00, 1, tt_float_to_fp16(dflt));
     }
     check_pair(TUTTI_FP32, TUTTI_SUM, f32_bits(-0.0f), f32_bits(-0.0f), 1, f32_bits(-0.0f));
@@ -1091,6 +1091,9 @@ START_TEST(test_sets_agree)
         tt_reduce_kernel(TT_REDUCE_ISA_GENERIC, TUTTI_FP32, TUTTI_SUM)(&sum, &tiny, &tiny, 1, 1);
         if (sum != 0.0f)
             printf("check_reduce: FTZ/DAZ not in effect here, second pass is a repeat\n");
+        /* 16-bit min and max compare encodings, so a subnormal survives DAZ. */
+        check_pair(TUTTI_BF16, TUTTI_MIN, 0x7ee1, 0x0040, 1, 0x0040);
+        check_pair(TUTTI_FP16, TUTTI_MAX, 0x8001, 0x8002, 1, 0x8001);
 #else
         printf("check_reduce: not x86, FTZ/DAZ pass skipped\n");
         return;
@@ -1115,28 +1118,37 @@ START_TEST(test_sets_agree)
                     fill_pairs(dt, a + off, b + off, count, &g);
                     if (pass == 1 && dt >= TUTTI_FP16) {
                         /* NaN with random payload and sign in every element. */
-                        int man = dt == TUTTI_FP16 ? 10 : dt == TUTTI_BF16 ? 7 : dt == TUTTI_FP32 ? 23 : 52;
-                        uint64_t expo = (size == 8 ? ~0ull : (1ull << (8 * size)) - 1) >> 1 >> man << man;
+                        int man = dt == TUTTI_FP16   ? 10
+                                  : dt == TUTTI_BF16 ? 7
+                                  : dt == TUTTI_FP32 ? 23
+                                                     : 52;
+                        uint64_t expo =
+                            (size == 8 ? ~0ull : (1ull << (8 * size)) - 1) >> 1 >> man << man;
 
                         for (size_t i = 0; i < count; i++) {
                             uint64_t r1 = rng_next(&g), r2 = rng_next(&g);
                             uint64_t pay = (1ull << man) - 1;
 
-                            store_bits(a + off, size, i, (r1 & ~(expo | pay)) | expo | ((r1 & pay) | 1));
-                            store_bits(b + off, size, i, (r2 & ~(expo | pay)) | expo | ((r2 & pay) | 2));
+                            store_bits(a + off, size, i,
+                                       (r1 & ~(expo | pay)) | expo | ((r1 & pay) | 1));
+                            store_bits(b + off, size, i,
+                                       (r2 & ~(expo | pay)) | expo | ((r2 & pay) | 2));
                         }
                     }
-                    tt_reduce_kernel(TT_REDUCE_ISA_GENERIC, dt, op)(want + off, a + off, b + off, count, 3);
+                    tt_reduce_kernel(TT_REDUCE_ISA_GENERIC, dt, op)(want + off, a + off, b + off,
+                                                                    count, 3);
                     tt_reduce_kernel(isa, dt, op)(got + off, a + off, b + off, count, 3);
                     for (size_t i = 0; i < count; i++) {
-                        uint64_t w = load_bits(want + off, size, i), h = load_bits(got + off, size, i);
+                        uint64_t w = load_bits(want + off, size, i),
+                                 h = load_bits(got + off, size, i);
 
-                        EXPECT(w == h, "%s %s %s pass %d element %zu: %#llx op %#llx: generic %#llx, %s %#llx",
-                                      tt_reduce_isa_names[isa], dt_names[dt], op_names[op], pass, i,
-                                      (unsigned long long)load_bits(a + off, size, i),
-                                      (unsigned long long)load_bits(b + off, size, i),
-                                      (unsigned long long)w, tt_reduce_isa_names[isa],
-                                      (unsigned long long)h);
+                        EXPECT(
+                            w == h,
+                            "%s %s %s pass %d element %zu: %#llx op %#llx: generic %#llx, %s %#llx",
+                            tt_reduce_isa_names[isa], dt_names[dt], op_names[op], pass, i,
+                            (unsigned long long)load_bits(a + off, size, i),
+                            (unsigned long long)load_bits(b + off, size, i), (unsigned long long)w,
+                            tt_reduce_isa_names[isa], (unsigned long long)h);
                     }
                     /* In place, as the collectives use it. */
                     tt_reduce_kernel(isa, dt, op)(a + off, a + off, b + off, count, 3);
@@ -1178,7 +1190,8 @@ START_TEST(test_dispatch)
     for (int dt = 0; dt < TUTTI_NUM_DATATYPES; dt++)
         for (int op = 0; op < TUTTI_NUM_OPS; op++) {
             ck_assert_ptr_nonnull(tt_reduce_kernel(TT_REDUCE_ISA_GENERIC, dt, op));
-            ck_assert(tt_reduce_kernel(TT_REDUCE_ISA_AUTO, dt, op) == tt_reduce_kernel(best, dt, op));
+            ck_assert(tt_reduce_kernel(TT_REDUCE_ISA_AUTO, dt, op) ==
+                      tt_reduce_kernel(best, dt, op));
             for (int isa = TT_REDUCE_ISA_GENERIC; isa < TT_REDUCE_ISA_COUNT; isa++)
                 ck_assert((tt_reduce_kernel(isa, dt, op) != NULL) == set_available(isa));
         }
@@ -1255,8 +1268,8 @@ START_TEST(test_divide)
                     break;
                 }
                 EXPECT(got == want, "divide %s by %u: element %zu: %#llx -> %#llx, want %#llx",
-                              dt_names[dt], div, i, (unsigned long long)x, (unsigned long long)got,
-                              (unsigned long long)want);
+                       dt_names[dt], div, i, (unsigned long long)x, (unsigned long long)got,
+                       (unsigned long long)want);
             }
             /* In place gives the same. */
             memcpy(junk, src + 1, n * size);
