@@ -342,7 +342,7 @@ TUTTI_API tutti_status_t tutti_iallreduce(const void *sendbuf, void *recvbuf, si
 /**
  * Reduce-scatter: sendbuf holds nranks * recvcount elements; rank r receives
  * the reduction of block r. In place: recvbuf == sendbuf + r * recvcount
- * elements.
+ * elements; only that block is written, the rest of sendbuf stays as it was.
  */
 TUTTI_API tutti_status_t tutti_reduce_scatter(const void *sendbuf, void *recvbuf,
                                               size_t recvcount, tutti_datatype_t datatype,

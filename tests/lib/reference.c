@@ -248,12 +248,12 @@ static uint64_t special_bits(const float_format_t *f, uint64_t h)
     uint64_t sign = h >> 63, man = h >> 8;
 
     switch (h & 7) {
-    case 0: return float_bits(f, sign, exp_all, man | quiet);                   /* quiet NaN */
-    case 1: return float_bits(f, sign, exp_all, (man & (quiet - 1)) | 1);       /* signalling */
-    case 2: return float_bits(f, sign, 0, 0);                                   /* +-0 */
-    case 3: return float_bits(f, sign, exp_all, 0);                             /* +-inf */
-    case 4: return float_bits(f, sign, 0, man | 1);                             /* subnormal */
-    default: return float_bits(f, sign, bias - 2 + ((h >> 4) & 3), man);        /* [1/4, 4) */
+    case 0: return float_bits(f, sign, exp_all, man | quiet);             /* quiet NaN */
+    case 1: return float_bits(f, sign, exp_all, (man & (quiet - 1)) | 1); /* signalling */
+    case 2: return float_bits(f, sign, 0, 0);                             /* +-0 */
+    case 3: return float_bits(f, sign, exp_all, 0);                       /* +-inf */
+    case 4: return float_bits(f, sign, 0, man | 1);                       /* subnormal */
+    default: return float_bits(f, sign, bias - 2 + ((h >> 4) & 3), man);  /* [1/4, 4) */
     }
 }
 

@@ -2,21 +2,23 @@
  * Multi-rank correctness of every collective through the public API.
  *
  * For each rank count N in {1, 2, 3, 4, 5, 8} and each configuration
- * (latency algorithms; bandwidth algorithms; bandwidth algorithms cut into
- * 4K chunks with a single pipeline slot) one Check test forks N ranks once;
- * they share one communicator and run a few thousand cases:
+ * (latency algorithms over small shared-memory FIFOs; bandwidth
+ * algorithms; bandwidth algorithms cut into 4K chunks with one pipeline
+ * slot) one Check test forks N ranks once; they share one communicator and
+ * run 1600 to 3200 cases in a fixed order:
  *
  * - every collective, blocking and nonblocking (tutti_wait and tutti_test,
- *   several requests in flight at once), every datatype, every operation,
- *   in place and out of place, roots 0, N/2 and N-1, counts 0 (with NULL
- *   and with real buffers), 1, 7, N-1, N+1 and a medium count that spans
- *   many 4K chunks, buffers starting 0..3 bytes past an aligned address;
- * - about 2^20 + 3 elements for a subset on N = 2, 3 and 8 that still
- *   gives every datatype and every operation to each collective;
+ *   up to four requests in flight), every datatype, every operation, in
+ *   place and out of place, roots 0, N/2 and N-1, counts 0 (with NULL and
+ *   with real buffers), 1, 7, N-1, N+1 and a medium count that spans many
+ *   chunks and FIFO slots, buffers starting 0..3 bytes past an aligned
+ *   address;
+ * - about 2^20 + 3 elements for a subset on N = 2, 3, 4 and 8 that still
+ *   gives every datatype and every operation to each reduction;
  * - floats whose sums round, and floats with NaNs, signed zeros,
  *   infinities and subnormals: each such case runs again on a second
- *   communicator (split from the first) with other alignments and call
- *   forms and must give the same bits.
+ *   communicator (split from the first) with other alignments and another
+ *   call form, and must give the same bits.
  *
  * Every rank generates every rank's input (tests/lib/reference.h) and
  * computes the expected result itself; see reference.c for the tolerances.
@@ -30,6 +32,8 @@
  * A rank stops at its first failure, says what failed (collective, type,
  * operation, count, root, in place, call form, configuration, element,
  * got/expected) and aborts the communicator so the others stop too.
+ * A first test case checks the reference against known values and against
+ * a second, 128-bit computation.
  */
 #include "config.h"
 
@@ -39,6 +43,8 @@
 #include "tests/lib/reference.h"
 #include "tests/lib/unit.h"
 
+#include <malloc.h>
+#include <math.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -74,19 +80,35 @@ typedef enum call_mode {
 
 static const char *const mode_names[] = {"blocking", "nonblocking+wait", "nonblocking+test"};
 
+/* A configuration: settings for tutti_config_set(). */
+#define MAX_SETTINGS 5
 typedef struct config_def {
     const char *name;
-    const char *algo;           /* TUTTI_ALGO */
-    const char *chunk_size;     /* TUTTI_CHUNK_SIZE, or NULL for the default */
-    const char *pipeline_slots; /* TUTTI_PIPELINE_SLOTS, or NULL for the default */
+    const char *settings[MAX_SETTINGS][2]; /* {name, value} pairs, ending at a NULL name */
 } config_def_t;
 
 enum { CONFIG_LATENCY, CONFIG_BANDWIDTH, CONFIG_PIPELINED, NUM_CONFIGS };
 
+/*
+ * The latency configuration also shrinks the shared-memory FIFOs to 8K, so
+ * that medium messages (latency algorithms send whole buffers) stream
+ * through them piece by piece: a buffer reused before its send has drained
+ * then shows at every rank count, not only with megabyte messages.
+ * TUTTI_OP_TIMEOUT turns a hang into an error that names the case, long
+ * before the rank time-out would kill everything.
+ */
 static const config_def_t configs[NUM_CONFIGS] = {
-    [CONFIG_LATENCY] = {"latency", "latency", NULL, NULL},
-    [CONFIG_BANDWIDTH] = {"bandwidth", "bandwidth", NULL, NULL},
-    [CONFIG_PIPELINED] = {"pipelined", "bandwidth", "4K", "1"},
+    [CONFIG_LATENCY] = {"latency",
+                        {{"TUTTI_ALGO", "latency"},
+                         {"TUTTI_SHM_SLOTS", "2"},
+                         {"TUTTI_SHM_SLOT_SIZE", "4K"},
+                         {"TUTTI_OP_TIMEOUT", "60s"}}},
+    [CONFIG_BANDWIDTH] = {"bandwidth", {{"TUTTI_ALGO", "bandwidth"}, {"TUTTI_OP_TIMEOUT", "60s"}}},
+    [CONFIG_PIPELINED] = {"pipelined",
+                          {{"TUTTI_ALGO", "bandwidth"},
+                           {"TUTTI_CHUNK_SIZE", "4K"},
+                           {"TUTTI_PIPELINE_SLOTS", "1"},
+                           {"TUTTI_OP_TIMEOUT", "60s"}}},
 };
 
 static const int rank_counts[] = {1, 2, 3, 4, 5, 8};
@@ -110,7 +132,7 @@ typedef struct test_case {
     tutti_op_t op;
     size_t count; /* the call's count argument (per rank for reduce-scatter and all-gather) */
     int root;
-    int in_place;  /* with count 0: pass NULL buffers instead */
+    int in_place; /* with count 0: pass NULL buffers instead */
     call_mode_t mode;
     int send_skew, recv_skew; /* bytes past an aligned address */
     tt_ref_inputs_t inputs;
@@ -209,7 +231,10 @@ static void build_cases(case_list_t *l, int nranks, int config)
     for (int b = 0; b < 6; b++)
         add_case(l, nranks, config, (test_case_t){.coll = COLL_BARRIER});
 
-    /* A medium count: many 4K chunks per block in the pipelined configuration. */
+    /*
+     * A medium count: many chunks per block in the pipelined configuration,
+     * many FIFO slots per message in the latency one.
+     */
     for (size_t k = 0; k < sizeof(colls) / sizeof(colls[0]); k++) {
         coll_t coll = colls[k];
         size_t count = coll == COLL_REDUCE_SCATTER || coll == COLL_ALLGATHER
@@ -245,22 +270,24 @@ static void build_cases(case_list_t *l, int nranks, int config)
     }
 
     /*
-     * About 2^20 elements: each reduction gets every datatype once and every
-     * operation twice (a different pairing per collective); all-gather and
-     * broadcast every datatype. N = 2, 3 and 8 only, and the latency
-     * configuration only every third case (large messages are not what it
-     * is for, but it must still get them right).
+     * About 2^20 elements, on N = 2, 3, 4 and 8 (recursive doubling ends in
+     * its scratch buffer for 4 but not for 2 or 8). In the bandwidth
+     * configuration every collective gets every datatype once, and each
+     * reduction every operation twice (a different pairing per
+     * collective). The other two configurations run every third of those
+     * cases: their algorithms meet many chunks and streaming FIFOs in the
+     * medium cases already, but must still get large messages right.
      */
-    if (nranks != 2 && nranks != 3 && nranks != 8)
+    if (nranks != 2 && nranks != 3 && nranks != 4 && nranks != 8)
         return;
     for (int t = 0, n = 0; t < TUTTI_NUM_DATATYPES; t++) {
-        for (size_t k = 0; k < sizeof(colls) / sizeof(colls[0]); k++, n++) {
+        for (size_t k = 0; k < sizeof(colls) / sizeof(colls[0]); k++) {
             coll_t coll = colls[k];
             test_case_t c = {.coll = coll, .datatype = (tutti_datatype_t)t,
                              .op = (tutti_op_t)((t + 2 * (int)k) % TUTTI_NUM_OPS),
                              .root = roots[(t + (int)k) % nroots], .in_place = (t + (int)k) % 2,
                              .large = 1};
-            if (config == CONFIG_LATENCY && n % 3 != 0)
+            if (config != CONFIG_BANDWIDTH && n++ % 3 != 0)
                 continue;
             c.count = coll == COLL_REDUCE_SCATTER || coll == COLL_ALLGATHER
                           ? LARGE_COUNT / (size_t)nranks | 1
@@ -270,34 +297,42 @@ static void build_cases(case_list_t *l, int nranks, int config)
     }
 }
 
+static void describe_config(int config, char *out, size_t out_len)
+{
+    const config_def_t *d = &configs[config];
+    size_t used = (size_t)snprintf(out, out_len, "config %s (", d->name);
+
+    for (int i = 0; i < MAX_SETTINGS && d->settings[i][0] != NULL && used < out_len; i++)
+        used += (size_t)snprintf(out + used, out_len - used, "%s%s=%s", i ? " " : "",
+                                 d->settings[i][0], d->settings[i][1]);
+    if (used < out_len)
+        snprintf(out + used, out_len - used, ")");
+}
+
 static void describe_case(const test_case_t *c, size_t index, int nranks, int config, char *out,
                           size_t out_len)
 {
     static const char *const input_names[] = {"exact", "rounding", "special"};
-    char op[32] = "", root[32] = "";
+    char op[32] = "", root[32] = "", cfg[160];
 
+    describe_config(config, cfg, sizeof(cfg));
     if (is_reduction(c->coll))
         snprintf(op, sizeof(op), " %s", tt_ref_op_name(c->op));
     if (has_root(c->coll))
         snprintf(root, sizeof(root), " root=%d", c->root);
     if (c->coll == COLL_BARRIER) {
-        snprintf(out, out_len, "case %zu: barrier #%d, %s, N=%d, config %s (TUTTI_ALGO=%s)",
-                 index, c->barrier_seq, mode_names[c->mode], nranks, configs[config].name,
-                 configs[config].algo);
+        snprintf(out, out_len, "case %zu: barrier #%d, %s, N=%d, %s", index, c->barrier_seq,
+                 mode_names[c->mode], nranks, cfg);
         return;
     }
     snprintf(out, out_len,
              "case %zu: %s %s%s count=%zu%s %s, %s, send/recv buffers +%d/+%d bytes, %s inputs, "
-             "seed %016llx, N=%d, config %s (TUTTI_ALGO=%s%s%s%s%s)",
+             "seed %016llx, N=%d, %s",
              index, coll_names[c->coll], tt_ref_datatype_name(c->datatype), op, c->count, root,
              c->count == 0 && c->in_place ? "NULL buffers"
                                           : c->in_place ? "in place" : "out of place",
              mode_names[c->mode], c->send_skew, c->recv_skew, input_names[c->inputs],
-             (unsigned long long)c->seed, nranks, configs[config].name, configs[config].algo,
-             configs[config].chunk_size ? " TUTTI_CHUNK_SIZE=" : "",
-             configs[config].chunk_size ? configs[config].chunk_size : "",
-             configs[config].pipeline_slots ? " TUTTI_PIPELINE_SLOTS=" : "",
-             configs[config].pipeline_slots ? configs[config].pipeline_slots : "");
+             (unsigned long long)c->seed, nranks, cfg);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -305,8 +340,8 @@ static void describe_case(const test_case_t *c, size_t index, int nranks, int co
 /* ------------------------------------------------------------------------ */
 
 typedef struct shared {
-    atomic_int failed;             /* 1 + rank of the first rank that failed; 0 if none */
-    atomic_long barrier_arrivals;  /* ranks that entered a barrier case, all barriers */
+    atomic_int failed;                     /* 1 + rank of the first rank that failed; 0 if none */
+    atomic_long barrier_arrivals;          /* ranks that entered a barrier case, all barriers */
     uint64_t hashes[MAX_CASES][MAX_RANKS]; /* result hashes; 0: not recorded */
 } shared_t;
 
@@ -321,7 +356,6 @@ typedef struct rank_ctx {
     int rank, nranks, config;
     tutti_comm_t comm, comm2; /* comm2: a split of comm, for repeated cases */
     shared_t *shared;
-    const test_case_t *cases;
 } rank_ctx_t;
 
 /* ------------------------------------------------------------------------ */
@@ -439,7 +473,9 @@ static int rank_fail(rank_ctx_t *ctx, const inflight_t *f, const char *fmt, ...)
         shown.recv_skew = f->recv_skew;
         describe_case(&shown, f->index, ctx->nranks, ctx->config, what, sizeof(what));
     } else {
-        snprintf(what, sizeof(what), "N=%d, config %s", ctx->nranks, configs[ctx->config].name);
+        char cfg[160];
+        describe_config(ctx->config, cfg, sizeof(cfg));
+        snprintf(what, sizeof(what), "N=%d, %s", ctx->nranks, cfg);
     }
     first = atomic_compare_exchange_strong(&ctx->shared->failed, &expected, ctx->rank + 1);
     if (first)
@@ -624,8 +660,9 @@ static int start(rank_ctx_t *ctx, tutti_comm_t comm, inflight_t *f)
     }
     status = post(comm, f);
     if (status != TUTTI_OK)
-        return rank_fail(ctx, f, "%s returned %s", f->mode == MODE_BLOCKING ? "the call" : "posting",
-                    tutti_status_string(status));
+        return rank_fail(ctx, f, "%s returned %s",
+                         f->mode == MODE_BLOCKING ? "the call" : "posting",
+                         tutti_status_string(status));
     f->done = f->mode == MODE_BLOCKING;
     return 0;
 }
@@ -648,7 +685,8 @@ static int complete(rank_ctx_t *ctx, inflight_t *batch, int nb)
             }
             batch[i].done = 1;
             if (status != TUTTI_OK)
-                return rank_fail(ctx, &batch[i], "tutti_test returned %s", tutti_status_string(status));
+                return rank_fail(ctx, &batch[i], "tutti_test returned %s",
+                                 tutti_status_string(status));
         }
         if (pending > 0)
             sched_yield();
@@ -689,8 +727,8 @@ static int check_copied(rank_ctx_t *ctx, inflight_t *f, const unsigned char *got
         return 0;
     tt_ref_describe(f->ref.datatype, bits, got_text, sizeof(got_text));
     tt_ref_describe(f->ref.datatype, want, want_text, sizeof(want_text));
-    return rank_fail(ctx, f, "result element %zu (rank %d's element %llu): got %s, expected %s", i, src,
-                (unsigned long long)input_index, got_text, want_text);
+    return rank_fail(ctx, f, "result element %zu (rank %d's element %llu): got %s, expected %s",
+                     i, src, (unsigned long long)input_index, got_text, want_text);
 }
 
 /* Everything one rank can check about a completed call. */
@@ -702,18 +740,21 @@ static int verify(rank_ctx_t *ctx, inflight_t *f, int record_hash)
     long off = 0;
 
     if (!arena_untouched(&f->send, &off))
-        return rank_fail(ctx, f, "the send buffer changed at byte %ld (of %zu; guard bytes outside)",
-                    off, f->send.len);
-    if (!arena_untouched(&f->recv, &off))
         return rank_fail(ctx, f,
-                    "the receive buffer changed outside the result region [%zu, %zu) at byte %ld "
-                    "(of %zu; guard bytes outside)",
-                    f->recv.wr_lo, f->recv.wr_hi, off, f->recv.len);
+                         "the send buffer changed at byte %ld (of %zu; guard bytes outside)", off,
+                         f->send.len);
+    if (!arena_untouched(&f->recv, &off))
+        return rank_fail(
+            ctx, f,
+            "the receive buffer changed outside the result region [%zu, %zu) at byte %ld "
+            "(of %zu; guard bytes outside)",
+            f->recv.wr_lo, f->recv.wr_hi, off, f->recv.len);
     if (tc->coll == COLL_BARRIER) {
         long arrived = atomic_load(&ctx->shared->barrier_arrivals);
         if (arrived < (long)n * (tc->barrier_seq + 1))
-            return rank_fail(ctx, f, "the barrier returned before every rank entered it (%ld of %ld)",
-                        arrived, (long)n * (tc->barrier_seq + 1));
+            return rank_fail(ctx, f,
+                             "the barrier returned before every rank entered it (%ld of %ld)",
+                             arrived, (long)n * (tc->barrier_seq + 1));
         return 0;
     }
     if (f->result == NULL)
@@ -781,7 +822,7 @@ static int repeat(rank_ctx_t *ctx, inflight_t *f)
     failed = start(ctx, ctx->comm2, &g) || complete(ctx, &g, 1) || verify(ctx, &g, 0);
     if (!failed && g.result_len != f->result_len)
         failed = rank_fail(ctx, &g, "the repeated call received %zu bytes, the first %zu",
-                      g.result_len, f->result_len);
+                           g.result_len, f->result_len);
     if (!failed && f->result_len > 0 && memcmp(g.result, f->result, f->result_len) != 0) {
         size_t es = tt_ref_size(f->tc->datatype), i = 0;
         char a[80], b[80];
@@ -792,9 +833,9 @@ static int repeat(rank_ctx_t *ctx, inflight_t *f)
         tt_ref_describe(f->tc->datatype, tt_ref_load(f->tc->datatype, g.result + i * es), b,
                         sizeof(b));
         failed = rank_fail(ctx, &g,
-                      "not deterministic: result element %zu was %s on the first communicator "
-                      "(%s), %s now",
-                      i, a, mode_names[f->mode], b);
+                           "not deterministic: result element %zu was %s on the first "
+                           "communicator (%s), %s now",
+                           i, a, mode_names[f->mode], b);
     }
     release(&g);
     return failed;
@@ -820,23 +861,32 @@ static tutti_config_t make_config(int config)
     const config_def_t *d = &configs[config];
     tutti_config_t cfg;
 
-    if (tutti_config_create(&cfg) != TUTTI_OK || tutti_config_set(cfg, "TUTTI_ALGO", d->algo) ||
-        (d->chunk_size != NULL && tutti_config_set(cfg, "TUTTI_CHUNK_SIZE", d->chunk_size)) ||
-        (d->pipeline_slots != NULL &&
-         tutti_config_set(cfg, "TUTTI_PIPELINE_SLOTS", d->pipeline_slots)))
+    if (tutti_config_create(&cfg) != TUTTI_OK)
         return NULL;
+    for (int i = 0; i < MAX_SETTINGS && d->settings[i][0] != NULL; i++) {
+        if (tutti_config_set(cfg, d->settings[i][0], d->settings[i][1]) != TUTTI_OK) {
+            tutti_config_destroy(cfg);
+            return NULL;
+        }
+    }
     return cfg;
 }
 
 static int rank_main(int rank, int nranks, const tutti_unique_id_t *id, void *p)
 {
     const run_arg_t *arg = p;
-    rank_ctx_t ctx = {rank, nranks, arg->config, NULL, NULL, arg->shared, arg->cases};
+    rank_ctx_t ctx = {rank, nranks, arg->config, NULL, NULL, arg->shared};
     inflight_t batch[BATCH_MAX];
     tutti_config_t cfg = make_config(arg->config);
     tutti_status_t status;
     int nb = 0;
 
+    /*
+     * Keep freed buffers for the next case instead of returning them to the
+     * kernel: fresh pages for every megabyte case cost more than the case.
+     */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     if (cfg == NULL)
         return rank_fail(&ctx, NULL, "cannot make the configuration");
     ctx.comm = tt_test_comm(rank, nranks, id, cfg);
@@ -867,6 +917,158 @@ static int rank_main(int rank, int nranks, const tutti_unique_id_t *id, void *p)
         return tt_fail(rank, "tutti_comm_destroy: %s", tutti_status_string(status));
     return 0;
 }
+
+/* ------------------------------------------------------------------------ */
+/* The reference itself                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* ck_assert for loops: a passing Check assertion costs a pipe write in fork mode. */
+#define EXPECT(cond, ...)              \
+    do {                               \
+        if (!(cond))                   \
+            ck_abort_msg(__VA_ARGS__); \
+    } while (0)
+
+START_TEST(test_reference_half)
+{
+    static const struct {
+        double value;
+        uint16_t fp16;
+    } fp16_cases[] = {
+        {1.0, 0x3c00},
+        {-2.0, 0xc000},
+        {65504.0, 0x7bff},
+        {65519.0, 0x7bff},
+        {65520.0, 0x7c00},     /* halfway to 65536: to even, infinity */
+        {1 + 0x1p-11, 0x3c00}, /* halfway: to even */
+        {1 + 0x3p-11, 0x3c02},
+        {0x1p-24, 0x0001}, /* smallest subnormal */
+        {0x1p-25, 0x0000}, /* half of it: to even, zero */
+        {0x3p-25, 0x0002},
+        {0x3ffp-24 + 0x1p-25, 0x0400}, /* largest subnormal + 1/2: smallest normal */
+        {-0.0, 0x8000},
+    };
+    static const struct {
+        double value;
+        uint16_t bf16;
+    } bf16_cases[] = {
+        {1.0, 0x3f80}, {1 + 0x1p-8, 0x3f80}, {1 + 0x3p-8, 0x3f82}, {-3.0, 0xc040},
+        {0x1p-133, 0x0001}, {0x1.fep127, 0x7f7f}, {0x1.ffp127, 0x7f80},
+    };
+
+    for (size_t i = 0; i < sizeof(fp16_cases) / sizeof(fp16_cases[0]); i++)
+        ck_assert_msg(tt_ref_fp16_encode(fp16_cases[i].value) == fp16_cases[i].fp16,
+                      "fp16 of %a: 0x%04x, expected 0x%04x", fp16_cases[i].value,
+                      tt_ref_fp16_encode(fp16_cases[i].value), fp16_cases[i].fp16);
+    for (size_t i = 0; i < sizeof(bf16_cases) / sizeof(bf16_cases[0]); i++)
+        ck_assert_msg(tt_ref_bf16_encode(bf16_cases[i].value) == bf16_cases[i].bf16,
+                      "bf16 of %a: 0x%04x, expected 0x%04x", bf16_cases[i].value,
+                      tt_ref_bf16_encode(bf16_cases[i].value), bf16_cases[i].bf16);
+    ck_assert(isnan(tt_ref_fp16_decode(0x7e00)) && isnan(tt_ref_bf16_decode(0xffc1)));
+    ck_assert(isinf(tt_ref_fp16_decode(0xfc00)) && tt_ref_fp16_decode(0xfc00) < 0);
+    /* Every pattern but a NaN survives decoding and encoding. */
+    for (uint32_t h = 0; h < 65536; h++) {
+        double f = tt_ref_fp16_decode((uint16_t)h), b = tt_ref_bf16_decode((uint16_t)h);
+        EXPECT(isnan(f) || tt_ref_fp16_encode(f) == h, "fp16 0x%04x: %a encodes as 0x%04x", h, f,
+               tt_ref_fp16_encode(f));
+        EXPECT(isnan(b) || tt_ref_bf16_encode(b) == h, "bf16 0x%04x: %a encodes as 0x%04x", h, b,
+               tt_ref_bf16_encode(b));
+    }
+}
+END_TEST
+
+/* Two's complement value of the low @p width bits of @p bits. */
+static __int128 signed_value(uint64_t bits, int width)
+{
+    __int128 v = width == 64 ? (__int128)bits : (__int128)(bits & ((1ull << width) - 1));
+    return v >= (__int128)1 << (width - 1) ? v - ((__int128)1 << width) : v;
+}
+
+/*
+ * The integer references again, another way: 128-bit arithmetic on the
+ * values (signed where the type is), reduced modulo 2^width at the end.
+ */
+START_TEST(test_reference_integers)
+{
+    static const tutti_datatype_t types[] = {TUTTI_INT8,  TUTTI_UINT8, TUTTI_INT32,
+                                             TUTTI_UINT32, TUTTI_INT64, TUTTI_UINT64};
+    static const int sizes[] = {1, 3, 8};
+
+    for (size_t ti = 0; ti < 6; ti++) {
+        tutti_datatype_t t = types[ti];
+        int width = 8 * (int)tt_ref_size(t),
+            sgn = t == TUTTI_INT8 || t == TUTTI_INT32 || t == TUTTI_INT64;
+        unsigned __int128 modulus = (unsigned __int128)1 << width;
+        for (int op = 0; op < TUTTI_NUM_OPS; op++) {
+            for (int si = 0; si < 3; si++) {
+                tt_ref_case_t c = {t, (tutti_op_t)op, 1, TT_REF_EXACT, 77 + (uint64_t)op,
+                                   sizes[si]};
+                for (uint64_t i = 0; i < 300; i++) {
+                    __int128 acc = 0, v;
+                    tt_ref_value_t want;
+                    uint64_t expect;
+                    for (int r = 0; r < c.nranks; r++) {
+                        uint64_t x = tt_ref_input(&c, r, i);
+                        v = sgn ? signed_value(x, width) : (__int128)x;
+                        if (r == 0)
+                            acc = v;
+                        else if (op == TUTTI_SUM || op == TUTTI_AVG)
+                            acc = (__int128)(((unsigned __int128)acc + (unsigned __int128)v) %
+                                             modulus);
+                        else if (op == TUTTI_PROD)
+                            acc = (__int128)(((unsigned __int128)acc * (unsigned __int128)v) %
+                                             modulus);
+                        else if (op == TUTTI_MIN)
+                            acc = v < acc ? v : acc;
+                        else
+                            acc = v > acc ? v : acc;
+                    }
+                    if (op == TUTTI_AVG) {
+                        uint64_t wrapped = (uint64_t)((unsigned __int128)acc % modulus);
+                        v = sgn ? signed_value(wrapped, width) : (__int128)wrapped;
+                        acc = v / c.nranks; /* truncates toward zero */
+                    }
+                    expect = (uint64_t)((unsigned __int128)acc % modulus);
+                    tt_ref_expect(&c, i, &want);
+                    EXPECT(want.bits == expect, "%s %s n=%d element %llu: reference %llx, %llx",
+                           tt_ref_datatype_name(t), tt_ref_op_name((tutti_op_t)op), c.nranks,
+                           (unsigned long long)i, (unsigned long long)want.bits,
+                           (unsigned long long)expect);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
+/*
+ * The float reference computes with the values it means to generate; the
+ * buffers get their encodings. With one rank the expected result is the
+ * input itself, so the two must agree exactly.
+ */
+START_TEST(test_reference_floats)
+{
+    static const tutti_datatype_t types[] = {TUTTI_FP16, TUTTI_BF16, TUTTI_FP32, TUTTI_FP64};
+
+    for (size_t ti = 0; ti < 4; ti++) {
+        for (int op = 0; op < TUTTI_NUM_OPS; op++) {
+            for (int k = TT_REF_EXACT; k <= TT_REF_ROUNDING; k++) {
+                tt_ref_case_t c = {types[ti], (tutti_op_t)op, 1, (tt_ref_inputs_t)k, 5, 1};
+                for (uint64_t i = 0; i < 2000; i++) {
+                    uint64_t bits = tt_ref_input(&c, 0, i);
+                    double v = tt_ref_decode(c.datatype, bits);
+                    tt_ref_value_t want;
+                    tt_ref_expect(&c, i, &want);
+                    EXPECT(v == want.value && !isnan(v) && (v != 0 || !signbit(v)),
+                           "%s %s inputs %d element %llu: buffer holds %a, reference uses %a",
+                           tt_ref_datatype_name(c.datatype), tt_ref_op_name(c.op), k,
+                           (unsigned long long)i, v, want.value);
+                }
+            }
+        }
+    }
+}
+END_TEST
 
 /* ------------------------------------------------------------------------ */
 /* The Check tests                                                          */
@@ -942,7 +1144,12 @@ END_TEST
 static Suite *collectives_suite(void)
 {
     Suite *s = suite_create("collectives");
-    TCase *tc[NUM_CONFIGS];
+    TCase *ref = tcase_create("reference"), *tc[NUM_CONFIGS];
+
+    tcase_add_test(ref, test_reference_half);
+    tcase_add_test(ref, test_reference_integers);
+    tcase_add_test(ref, test_reference_floats);
+    suite_add_tcase(s, ref);
 
     for (int c = 0; c < NUM_CONFIGS; c++) {
         tc[c] = tcase_create(configs[c].name);
