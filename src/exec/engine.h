@@ -51,6 +51,7 @@ typedef struct tt_engine {
     void *scratch;
     size_t scratch_cap;
     uint32_t next_seq; /* operations posted so far */
+    uint32_t passes;   /* progress passes, to space out clock reads */
     int waiters, shutdown, thread_running;
     pthread_t thread;
 } tt_engine_t;

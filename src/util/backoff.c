@@ -18,16 +18,21 @@ static inline void cpu_relax(void)
 
 void tt_backoff_idle(tt_backoff_t *b)
 {
-    int64_t now = tt_time_ns(), idle;
+    int64_t now, idle;
 
+    if (b->spinning && (b->polls++ & 63) != 0) {
+        cpu_relax();
+        return;
+    }
+    now = tt_time_ns();
     if (b->idle_since == 0) {
         b->idle_since = now;
         b->sleep_ns = 1000;
     }
     idle = now - b->idle_since;
-    if (idle < b->params->spin_ns) {
-        for (int i = 0; i < 16; i++)
-            cpu_relax();
+    b->spinning = idle < b->params->spin_ns;
+    if (b->spinning) {
+        cpu_relax();
     } else if (idle < b->params->yield_ns) {
         sched_yield();
     } else {

@@ -293,11 +293,21 @@ static int timeout_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
 
     (void)arg;
     if (rank == 1) {
-        /* Late: arrives after the others gave up on it. */
+        tutti_status_t async;
+        /* Late: arrives after the others gave up on it. Their contributions may
+         * already sit in its queues, so its own call may still succeed (with the
+         * right sum); either way it must not hang, and it must learn of the
+         * failure when it next looks. */
         sleep(3);
         status = tutti_allreduce(&x, &y, 1, TUTTI_INT64, TUTTI_SUM, comm);
-        if (!TUTTI_STATUS_IS_FAILURE(status))
+        if (status == TUTTI_OK && y != n)
+            return tt_fail(rank, "the late rank's allreduce gave %lld", (long long)y);
+        if (status != TUTTI_OK && !TUTTI_STATUS_IS_FAILURE(status))
             return tt_fail(rank, "the late rank got %s", tutti_status_string(status));
+        EXPECT(rank, tutti_comm_get_async_error(comm, &async), TUTTI_OK);
+        if (!TUTTI_STATUS_IS_FAILURE(async))
+            return tt_fail(rank, "the late rank never heard of the failure (%s)",
+                           tutti_status_string(async));
         return tutti_comm_abort(comm) == TUTTI_OK ? 0 : 1;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);

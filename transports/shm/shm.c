@@ -2,8 +2,12 @@
  * Shared-memory transport for ranks on one host.
  *
  * Every rank owns one segment holding a FIFO per local peer: the peer writes,
- * this rank reads (single producer, single consumer; head and tail counters
- * on their own cache lines). A message goes either
+ * this rank reads (single producer, single consumer). Each slot carries a
+ * sequence number written last, so the reader polls the slot itself, and a
+ * small message travels inline in the slot header's cache line: one cache
+ * line moves per small message. The reader's tail, on its own line, gives
+ * the writer room; the writer rereads it only when the FIFO looks full. A
+ * message goes either
  *   - eager: copied into FIFO slots by the sender, out of them by the
  *     receiver (small messages, or when single-copy is off), or
  *   - single-copy: the sender publishes only the address of its buffer; the
@@ -70,19 +74,23 @@ static const tt_config_field_t shm_fields[] = {
 static const tt_config_table_t shm_config_table = {"shm", shm_fields, TT_ARRAY_SIZE(shm_fields),
                                                    sizeof(shm_settings_t)};
 
+#define SHM_INLINE_MAX 24 /* payload bytes that fit in the header's cache line */
+
 typedef struct shm_slot_header {
+    _Atomic uint64_t seq; /* ordinal + 1 once published: written last */
     uint32_t flags;
     uint32_t len;     /* payload bytes in this slot */
     uint64_t msg_len; /* bytes in the whole message */
     uint64_t tag;
     uint64_t rndv_addr; /* SHM_SLOT_RNDV: the sender's buffer */
+    unsigned char inline_data[SHM_INLINE_MAX];
 } shm_slot_header_t;
 
 #define SHM_SLOT_HEADER_BYTES TT_CACHE_LINE
+_Static_assert(sizeof(shm_slot_header_t) == SHM_SLOT_HEADER_BYTES, "one cache line per header");
 
 /* One direction of one pair; lives in the receiver's segment. */
 typedef struct shm_fifo {
-    _Alignas(TT_CACHE_LINE) _Atomic uint64_t head; /* sender: slots published */
     _Alignas(TT_CACHE_LINE) _Atomic uint64_t tail; /* receiver: slots consumed */
     _Alignas(TT_CACHE_LINE) _Atomic uint64_t rndv_done; /* receiver: single-copy reads done */
     _Alignas(TT_CACHE_LINE) int32_t cma_ok; /* receiver can read the sender's memory */
@@ -122,6 +130,7 @@ typedef struct shm_peer {
     size_t segment_size;
     shm_channel_t out; /* we write, the peer reads */
     shm_channel_t in;  /* the peer writes, we read */
+    uint64_t out_head, out_tail_seen; /* our next slot, and the peer's tail when we last looked */
     shm_queue_t sends, awaiting_reader, recvs;
     uint64_t rndv_posted;
     tutti_status_t failed; /* TUTTI_OK while healthy */
@@ -387,19 +396,33 @@ static tutti_status_t shm_recv(tt_transport_t *super, tt_xfer_t *x)
     return TUTTI_OK;
 }
 
-/* Publish one slot; returns 0 if the FIFO is full. */
-static int publish_slot(shm_channel_t *ch, const shm_slot_header_t *h, const void *payload)
+/* Where a slot's payload lives: inline in the header line when it is small. */
+static inline unsigned char *slot_payload(unsigned char *slot, uint32_t len)
 {
-    uint64_t head = atomic_load_explicit(&ch->fifo->head, memory_order_relaxed);
-    unsigned char *slot;
+    return len <= SHM_INLINE_MAX ? ((shm_slot_header_t *)(void *)slot)->inline_data
+                                 : slot + SHM_SLOT_HEADER_BYTES;
+}
 
-    if (head - atomic_load_explicit(&ch->fifo->tail, memory_order_acquire) >= ch->nslots)
-        return 0;
-    slot = slot_at(ch, head);
-    memcpy(slot, h, sizeof(*h));
+/* Publish one slot to @p p; returns 0 if its FIFO is full. */
+static int publish_slot(shm_peer_t *p, const shm_slot_header_t *h, const void *payload)
+{
+    shm_channel_t *ch = &p->out;
+    shm_slot_header_t *slot;
+
+    if (p->out_head - p->out_tail_seen >= ch->nslots) {
+        p->out_tail_seen = atomic_load_explicit(&ch->fifo->tail, memory_order_acquire);
+        if (p->out_head - p->out_tail_seen >= ch->nslots)
+            return 0;
+    }
+    slot = (shm_slot_header_t *)(void *)slot_at(ch, p->out_head);
+    slot->flags = h->flags;
+    slot->len = h->len;
+    slot->msg_len = h->msg_len;
+    slot->tag = h->tag;
+    slot->rndv_addr = h->rndv_addr;
     if (h->len > 0)
-        memcpy(slot + SHM_SLOT_HEADER_BYTES, payload, h->len);
-    atomic_store_explicit(&ch->fifo->head, head + 1, memory_order_release);
+        memcpy(slot_payload((unsigned char *)slot, h->len), payload, h->len);
+    atomic_store_explicit(&slot->seq, ++p->out_head, memory_order_release);
     return 1;
 }
 
@@ -410,13 +433,13 @@ static int progress_sends(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t **done)
 
     while (p->sends.head != NULL) {
         tt_xfer_t *x = p->sends.head;
-        shm_slot_header_t h = {0, 0, x->len, x->tag, 0};
+        shm_slot_header_t h = {.msg_len = x->len, .tag = x->tag};
 
         if (x->len >= tl->settings.cma_threshold && p->out.fifo->cma_ok &&
             (tl->settings.cma_for_reduce || !(x->flags & TT_XFER_TO_REDUCE))) {
             h.flags = SHM_SLOT_FIRST | SHM_SLOT_RNDV;
             h.rndv_addr = (uint64_t)(uintptr_t)x->buf;
-            if (!publish_slot(&p->out, &h, NULL))
+            if (!publish_slot(p, &h, NULL))
                 return events;
             x->ordinal = ++p->rndv_posted;
             queue_push(&p->awaiting_reader, queue_pop(&p->sends));
@@ -426,7 +449,7 @@ static int progress_sends(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t **done)
         do {
             h.flags = x->offset == 0 ? SHM_SLOT_FIRST : 0;
             h.len = (uint32_t)TT_MIN(x->len - x->offset, p->out.slot_size);
-            if (!publish_slot(&p->out, &h, (const char *)x->buf + x->offset))
+            if (!publish_slot(p, &h, (const char *)x->buf + x->offset))
                 return events;
             x->offset += h.len;
             events++;
@@ -485,13 +508,16 @@ static int progress_recvs(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t **done)
     while (p->recvs.head != NULL) {
         uint64_t tail = atomic_load_explicit(&ch->fifo->tail, memory_order_relaxed);
         tt_xfer_t *x = p->recvs.head;
-        const unsigned char *slot;
-        shm_slot_header_t h;
+        unsigned char *slot = slot_at(ch, tail);
+        shm_slot_header_t *hp = (shm_slot_header_t *)(void *)slot, h;
 
-        if (atomic_load_explicit(&ch->fifo->head, memory_order_acquire) == tail)
+        if (atomic_load_explicit(&hp->seq, memory_order_acquire) != tail + 1)
             return events;
-        slot = slot_at(ch, tail);
-        memcpy(&h, slot, sizeof(h));
+        h.flags = hp->flags;
+        h.len = hp->len;
+        h.msg_len = hp->msg_len;
+        h.tag = hp->tag;
+        h.rndv_addr = hp->rndv_addr;
         if (x->offset == 0 &&
             (!(h.flags & SHM_SLOT_FIRST) || h.msg_len != x->len || h.tag != x->tag)) {
             tt_error("shm: rank %d sent a %llu-byte message tagged %#llx where a %zu-byte "
@@ -513,9 +539,9 @@ static int progress_recvs(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t **done)
             atomic_fetch_add_explicit(&ch->fifo->rndv_done, 1, memory_order_release);
         } else if (h.len > 0) {
             if (x->consume != NULL)
-                x->consume(x, slot + SHM_SLOT_HEADER_BYTES, x->offset, h.len);
+                x->consume(x, slot_payload(slot, h.len), x->offset, h.len);
             else
-                memcpy((char *)x->buf + x->offset, slot + SHM_SLOT_HEADER_BYTES, h.len);
+                memcpy((char *)x->buf + x->offset, slot_payload(slot, h.len), h.len);
             x->offset += h.len;
         }
         atomic_store_explicit(&ch->fifo->tail, tail + 1, memory_order_release);
