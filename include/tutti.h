@@ -41,23 +41,23 @@ extern "C" {
  *
  * X(name, value, description)
  */
-#define TUTTI_STATUS_TABLE(X)                                                   \
-    X(TUTTI_OK, 0, "success")                                                   \
-    X(TUTTI_IN_PROGRESS, 1, "operation still in progress")                      \
-    X(TUTTI_ERR_INVALID_ARG, -1, "invalid argument")                            \
-    X(TUTTI_ERR_UNSUPPORTED, -2, "unsupported datatype, operation or setting")  \
-    X(TUTTI_ERR_NO_MEMORY, -3, "out of memory")                                 \
-    X(TUTTI_ERR_SYSTEM, -4, "system call failed")                               \
-    X(TUTTI_ERR_INTERNAL, -5, "internal error")                                 \
-    X(TUTTI_ERR_INVALID_COMM, -6, "invalid or destroyed communicator")          \
-    X(TUTTI_ERR_NOT_FOUND, -7, "no such item")                                  \
-    X(TUTTI_ERR_BOOTSTRAP, -8, "bootstrap (rendezvous) failed")                 \
-    X(TUTTI_ERR_AUTH, -9, "rendezvous authentication failed")                   \
-    X(TUTTI_ERR_NO_TRANSPORT, -10, "no transport reaches a peer")               \
-    X(TUTTI_ERR_PROTOCOL, -11, "protocol violation by a peer")                  \
-    X(TUTTI_ERR_PEER_FAILED, -100, "a peer rank failed or left")                \
-    X(TUTTI_ERR_LINK_FAILED, -101, "a link to a peer failed")                   \
-    X(TUTTI_ERR_TIMEOUT, -102, "deadline passed")                               \
+#define TUTTI_STATUS_TABLE(X)                                                  \
+    X(TUTTI_OK, 0, "success")                                                  \
+    X(TUTTI_IN_PROGRESS, 1, "operation still in progress")                     \
+    X(TUTTI_ERR_INVALID_ARG, -1, "invalid argument")                           \
+    X(TUTTI_ERR_UNSUPPORTED, -2, "unsupported datatype, operation or setting") \
+    X(TUTTI_ERR_NO_MEMORY, -3, "out of memory")                                \
+    X(TUTTI_ERR_SYSTEM, -4, "system call failed")                              \
+    X(TUTTI_ERR_INTERNAL, -5, "internal error")                                \
+    X(TUTTI_ERR_INVALID_COMM, -6, "invalid or destroyed communicator")         \
+    X(TUTTI_ERR_NOT_FOUND, -7, "no such item")                                 \
+    X(TUTTI_ERR_BOOTSTRAP, -8, "bootstrap (rendezvous) failed")                \
+    X(TUTTI_ERR_AUTH, -9, "rendezvous authentication failed")                  \
+    X(TUTTI_ERR_NO_TRANSPORT, -10, "no transport reaches a peer")              \
+    X(TUTTI_ERR_PROTOCOL, -11, "protocol violation by a peer")                 \
+    X(TUTTI_ERR_PEER_FAILED, -100, "a peer rank failed or left")               \
+    X(TUTTI_ERR_LINK_FAILED, -101, "a link to a peer failed")                  \
+    X(TUTTI_ERR_TIMEOUT, -102, "deadline passed")                              \
     X(TUTTI_ERR_ABORTED, -103, "communicator aborted")
 
 /** Status of every tutti call. */
@@ -72,8 +72,7 @@ typedef enum tutti_status {
 /** Last (most negative) code reserved for the failure range. */
 #define TUTTI_ERR_FAILURE_LAST (-199)
 /** True if @p s reports a failed peer, a failed link, a deadline or an abort. */
-#define TUTTI_STATUS_IS_FAILURE(s) \
-    ((s) <= TUTTI_ERR_FAILURE_FIRST && (s) >= TUTTI_ERR_FAILURE_LAST)
+#define TUTTI_STATUS_IS_FAILURE(s) ((s) <= TUTTI_ERR_FAILURE_FIRST && (s) >= TUTTI_ERR_FAILURE_LAST)
 
 /**
  * Describe a status code.
@@ -272,10 +271,10 @@ TUTTI_API tutti_status_t tutti_comm_abort(tutti_comm_t comm);
  * @param error_p receives TUTTI_OK if all is well, else the error.
  * @return TUTTI_OK; TUTTI_ERR_INVALID_COMM; TUTTI_ERR_INVALID_ARG.
  */
-TUTTI_API tutti_status_t tutti_comm_get_async_error(tutti_comm_t comm,
-                                                    tutti_status_t *error_p);
+TUTTI_API tutti_status_t tutti_comm_get_async_error(tutti_comm_t comm, tutti_status_t *error_p);
 
-/** This process's rank in @p comm. @return TUTTI_OK, TUTTI_ERR_INVALID_COMM, TUTTI_ERR_INVALID_ARG. */
+/** This process's rank in @p comm. @return TUTTI_OK, TUTTI_ERR_INVALID_COMM, TUTTI_ERR_INVALID_ARG.
+ */
 TUTTI_API tutti_status_t tutti_comm_rank(tutti_comm_t comm, int *rank_p);
 
 /** Number of ranks in @p comm. @return TUTTI_OK, TUTTI_ERR_INVALID_COMM, TUTTI_ERR_INVALID_ARG. */
@@ -344,14 +343,13 @@ TUTTI_API tutti_status_t tutti_iallreduce(const void *sendbuf, void *recvbuf, si
  * the reduction of block r. In place: recvbuf == sendbuf + r * recvcount
  * elements; only that block is written, the rest of sendbuf stays as it was.
  */
-TUTTI_API tutti_status_t tutti_reduce_scatter(const void *sendbuf, void *recvbuf,
-                                              size_t recvcount, tutti_datatype_t datatype,
-                                              tutti_op_t op, tutti_comm_t comm);
+TUTTI_API tutti_status_t tutti_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
+                                              tutti_datatype_t datatype, tutti_op_t op,
+                                              tutti_comm_t comm);
 /** Nonblocking reduce-scatter; see tutti_reduce_scatter(). */
-TUTTI_API tutti_status_t tutti_ireduce_scatter(const void *sendbuf, void *recvbuf,
-                                               size_t recvcount, tutti_datatype_t datatype,
-                                               tutti_op_t op, tutti_comm_t comm,
-                                               tutti_request_t *request_p);
+TUTTI_API tutti_status_t tutti_ireduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
+                                               tutti_datatype_t datatype, tutti_op_t op,
+                                               tutti_comm_t comm, tutti_request_t *request_p);
 
 /**
  * All-gather: every rank contributes sendcount elements; recvbuf receives

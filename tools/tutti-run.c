@@ -36,15 +36,15 @@
 #define GRACE_SECONDS 3
 
 typedef struct stream {
-    int fd;        /* read end of the rank's stdout or stderr, -1 when closed */
-    FILE *out;     /* where its lines go */
+    int fd;    /* read end of the rank's stdout or stderr, -1 when closed */
+    FILE *out; /* where its lines go */
     char line[LINE_MAX_BYTES];
     size_t len;
 } stream_t;
 
 typedef struct rank {
     pid_t pid;
-    int pidfd; /* readable when the rank exits: tells us at once who died first */
+    int pidfd;  /* readable when the rank exits: tells us at once who died first */
     int status; /* wait status once exited */
     int exited;
     stream_t streams[2];
@@ -59,12 +59,11 @@ static void on_signal(int sig)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: tutti-run -n N [--timeout SECONDS] [--no-prefix] program [args...]\n"
-            "  -n, --np N          number of ranks to start on this host\n"
-            "  -t, --timeout S     stop every rank after S seconds (exit code 124)\n"
-            "      --no-prefix     do not prefix output lines with the rank\n"
-            "  -h, --help          this text\n");
+    fprintf(out, "usage: tutti-run -n N [--timeout SECONDS] [--no-prefix] program [args...]\n"
+                 "  -n, --np N          number of ranks to start on this host\n"
+                 "  -t, --timeout S     stop every rank after S seconds (exit code 124)\n"
+                 "      --no-prefix     do not prefix output lines with the rank\n"
+                 "  -h, --help          this text\n");
 }
 
 /* A free TCP port on the loopback interface for rank 0's rendezvous. */
@@ -152,8 +151,8 @@ static void signal_all(rank_t *ranks, int nranks, int sig)
 static void describe_exit(int rank, int status)
 {
     if (WIFSIGNALED(status))
-        fprintf(stderr, "tutti-run: rank %d was killed by signal %d (%s)\n", rank,
-                WTERMSIG(status), strsignal(WTERMSIG(status)));
+        fprintf(stderr, "tutti-run: rank %d was killed by signal %d (%s)\n", rank, WTERMSIG(status),
+                strsignal(WTERMSIG(status)));
     else
         fprintf(stderr, "tutti-run: rank %d exited with status %d\n", rank, WEXITSTATUS(status));
 }
@@ -188,8 +187,10 @@ static void sweep_segments(const rank_t *ranks, int nranks)
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"np", required_argument, NULL, 'n'},   {"timeout", required_argument, NULL, 't'},
-        {"no-prefix", no_argument, NULL, 'P'},  {"help", no_argument, NULL, 'h'},
+        {"np", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'},
+        {"no-prefix", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int nranks = 0, prefix = 1, timeout = 0, opt, first_failure = -1, alive, result = 0;

@@ -43,15 +43,15 @@ typedef void (*tt_xfer_consume_fn_t)(struct tt_xfer *x, const void *data, size_t
 
 /* One message in flight. The caller owns the memory; the transport links it. */
 typedef struct tt_xfer {
-    void *buf;     /* data to send, or where to receive */
-    size_t len;    /* bytes */
-    int peer;      /* communicator rank of the other side */
-    unsigned flags; /* TT_XFER_* */
-    uint64_t tag;  /* checked by the receiver (see above) */
+    void *buf;                    /* data to send, or where to receive */
+    size_t len;                   /* bytes */
+    int peer;                     /* communicator rank of the other side */
+    unsigned flags;               /* TT_XFER_* */
+    uint64_t tag;                 /* checked by the receiver (see above) */
     tt_xfer_consume_fn_t consume; /* receives: NULL, or who takes the data */
-    void *owner;   /* the caller's object */
-    uint64_t user; /* the caller's cookie */
-    tutti_status_t status; /* TUTTI_IN_PROGRESS until complete */
+    void *owner;                  /* the caller's object */
+    uint64_t user;                /* the caller's cookie */
+    tutti_status_t status;        /* TUTTI_IN_PROGRESS until complete */
     /* transport-private */
     struct tt_xfer *next;
     size_t offset;
@@ -66,11 +66,11 @@ typedef struct tt_link_event {
 } tt_link_event_t;
 
 typedef struct tt_transport_params {
-    int rank;                /* this rank in the communicator */
-    int nranks;              /* size of the communicator */
-    const int *peers;        /* ranks this instance serves, ascending, this rank included */
+    int rank;         /* this rank in the communicator */
+    int nranks;       /* size of the communicator */
+    const int *peers; /* ranks this instance serves, ascending, this rank included */
     int npeers;
-    uint64_t comm_ctx;       /* unique per communicator (names, tags) */
+    uint64_t comm_ctx; /* unique per communicator (names, tags) */
     const tt_config_overrides_t *overrides;
 } tt_transport_params_t;
 

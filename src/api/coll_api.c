@@ -257,15 +257,15 @@ tutti_status_t tutti_iallreduce(const void *sendbuf, void *recvbuf, size_t count
                                 tutti_datatype_t datatype, tutti_op_t op, tutti_comm_t comm,
                                 tutti_request_t *request_p)
 {
-    return run_nonblocking(
-        comm, CALL(TT_COLL_ALLREDUCE, sendbuf, recvbuf, count, datatype, op, 0), request_p);
+    return run_nonblocking(comm, CALL(TT_COLL_ALLREDUCE, sendbuf, recvbuf, count, datatype, op, 0),
+                           request_p);
 }
 
 tutti_status_t tutti_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
                                     tutti_datatype_t datatype, tutti_op_t op, tutti_comm_t comm)
 {
-    return run_blocking(
-        comm, CALL(TT_COLL_REDUCE_SCATTER, sendbuf, recvbuf, recvcount, datatype, op, 0));
+    return run_blocking(comm,
+                        CALL(TT_COLL_REDUCE_SCATTER, sendbuf, recvbuf, recvcount, datatype, op, 0));
 }
 
 tutti_status_t tutti_ireduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
@@ -319,8 +319,8 @@ tutti_status_t tutti_ireduce(const void *sendbuf, void *recvbuf, size_t count,
                              tutti_datatype_t datatype, tutti_op_t op, int root, tutti_comm_t comm,
                              tutti_request_t *request_p)
 {
-    return run_nonblocking(
-        comm, CALL(TT_COLL_REDUCE, sendbuf, recvbuf, count, datatype, op, root), request_p);
+    return run_nonblocking(comm, CALL(TT_COLL_REDUCE, sendbuf, recvbuf, count, datatype, op, root),
+                           request_p);
 }
 
 tutti_status_t tutti_barrier(tutti_comm_t comm)

@@ -143,8 +143,8 @@ out:
 static tutti_status_t wire_up(tutti_comm_t comm, const tt_transport_ops_t *ops, const int *peers,
                               int npeers, int64_t deadline)
 {
-    tt_transport_params_t params = {comm->rank, comm->nranks, peers, npeers, comm->ctx,
-                                    &comm->overrides};
+    tt_transport_params_t params = {comm->rank, comm->nranks, peers,
+                                    npeers,     comm->ctx,    &comm->overrides};
     size_t size = ops->address_size;
     char *mine = calloc(1, size), *all = malloc(size * (size_t)comm->nranks),
          *theirs = malloc(size * (size_t)npeers);
@@ -286,8 +286,8 @@ tutti_status_t tutti_comm_destroy(tutti_comm_t comm)
     /* Wait for every rank, so that nobody mistakes our exit for a failure. */
     deadline = tt_deadline_after(comm->exec.op_timeout_ns);
     if (tt_engine_health(&comm->engine) == TUTTI_OK)
-        tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
-                               comm->session_ranks, NULL, 0, NULL, deadline);
+        tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks, comm->session_ranks,
+                               NULL, 0, NULL, deadline);
     teardown(comm, 0, 1);
     return TUTTI_OK;
 }

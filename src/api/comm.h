@@ -14,18 +14,18 @@
 
 struct tutti_comm {
     int rank, nranks;
-    uint64_t ctx;              /* unique per communicator: bootstrap context, names, tags */
-    atomic_uint split_seq;     /* splits so far: part of children's contexts */
-    atomic_int refs;           /* the handle, plus one per outstanding request */
+    uint64_t ctx;          /* unique per communicator: bootstrap context, names, tags */
+    atomic_uint split_seq; /* splits so far: part of children's contexts */
+    atomic_int refs;       /* the handle, plus one per outstanding request */
     tt_bootstrap_t *bs;
-    int *session_ranks;        /* communicator rank -> rank in the bootstrap session */
+    int *session_ranks; /* communicator rank -> rank in the bootstrap session */
     tt_config_overrides_t overrides;
     tt_coll_settings_t coll;
     tt_engine_settings_t exec;
     tt_reduce_fn_t kernels[TUTTI_NUM_DATATYPES][TUTTI_NUM_OPS];
     tt_transport_t *transports[TT_MAX_TRANSPORTS];
     int ntransports;
-    tt_transport_t **route;    /* per communicator rank: the transport to reach it */
+    tt_transport_t **route; /* per communicator rank: the transport to reach it */
     tt_health_t health;
     tt_engine_t engine;
     tt_plan_cache_t plans;

@@ -17,11 +17,13 @@ _Static_assert(sizeof(tt_bootstrap_id_t) <= TUTTI_UNIQUE_ID_BYTES,
                "the bootstrap id must fit in a tutti_unique_id_t");
 
 static const tt_config_field_t launch_fields[] = {
-    {"RANK", "", "this process's rank for tutti_comm_init_env (else RANK, OMPI_COMM_WORLD_RANK, "
-                 "PMI_RANK, SLURM_PROCID)",
+    {"RANK", "",
+     "this process's rank for tutti_comm_init_env (else RANK, OMPI_COMM_WORLD_RANK, "
+     "PMI_RANK, SLURM_PROCID)",
      TT_CFG_STRING, offsetof(tt_launch_settings_t, rank), NULL, 0},
-    {"NRANKS", "", "number of ranks for tutti_comm_init_env (else WORLD_SIZE, "
-                   "OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_NTASKS)",
+    {"NRANKS", "",
+     "number of ranks for tutti_comm_init_env (else WORLD_SIZE, "
+     "OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_NTASKS)",
      TT_CFG_STRING, offsetof(tt_launch_settings_t, nranks), NULL, 0},
     {"ADDR", "", "rendezvous host:port served by rank 0 (else MASTER_ADDR:MASTER_PORT)",
      TT_CFG_STRING, offsetof(tt_launch_settings_t, address), NULL, 0},
@@ -33,14 +35,13 @@ const tt_config_table_t tt_launch_config_table = {
     "launch", launch_fields, TT_ARRAY_SIZE(launch_fields), sizeof(tt_launch_settings_t)};
 
 /* Where other launchers put the rank and size, in the order tutti looks. */
-static const char *const foreign_rank_vars[] = {"RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK",
-                                                "PMIX_RANK", "SLURM_PROCID", NULL};
+static const char *const foreign_rank_vars[] = {"RANK",      "OMPI_COMM_WORLD_RANK", "PMI_RANK",
+                                                "PMIX_RANK", "SLURM_PROCID",         NULL};
 static const char *const foreign_size_vars[] = {"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
                                                 "SLURM_NTASKS", NULL};
 /* Job identifiers that make a derived secret differ between jobs. */
 static const char *const foreign_job_vars[] = {"TORCHELASTIC_RUN_ID", "SLURM_JOB_ID",
-                                               "OMPI_MCA_ess_base_jobid", "PMIX_NAMESPACE",
-                                               NULL};
+                                               "OMPI_MCA_ess_base_jobid", "PMIX_NAMESPACE", NULL};
 
 static uint64_t world_ctx(const tt_bootstrap_id_t *id)
 {

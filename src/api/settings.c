@@ -15,7 +15,7 @@
 #include <string.h>
 
 static const tt_config_table_t *const core_tables[] = {
-    &tt_log_config_table, &tt_launch_config_table, &tt_bootstrap_config_table,
+    &tt_log_config_table,  &tt_launch_config_table, &tt_bootstrap_config_table,
     &tt_coll_config_table, &tt_engine_config_table,
 };
 
@@ -102,8 +102,7 @@ tutti_status_t tutti_config_set(tutti_config_t config, const char *name, const c
     return tt_config_overrides_set(&config->overrides, field->name, value);
 }
 
-tutti_status_t tutti_config_setting(tutti_config_t config, size_t index,
-                                    tutti_setting_t *setting_p)
+tutti_status_t tutti_config_setting(tutti_config_t config, size_t index, tutti_setting_t *setting_p)
 {
     const tt_config_field_t *field;
 

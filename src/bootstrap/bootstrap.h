@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 typedef struct tt_bootstrap_settings {
-    int64_t timeout_ns;       /* every rank must arrive within this */
+    int64_t timeout_ns;                 /* every rank must arrive within this */
     char address[TT_CONFIG_STRING_MAX]; /* where tutti_get_unique_id listens */
 } tt_bootstrap_settings_t;
 
@@ -80,9 +80,9 @@ int tt_bootstrap_nranks(const tt_bootstrap_t *bs);
  * ends the wait at once with TUTTI_ERR_PEER_FAILED. Other errors:
  * TUTTI_ERR_TIMEOUT (deadline or missing ranks at start-up), TUTTI_ERR_BOOTSTRAP.
  */
-tutti_status_t tt_bootstrap_allgather(tt_bootstrap_t *bs, uint64_t ctx, int member,
-                                      int nmembers, const int *session_ranks, const void *mine,
-                                      size_t len, void *all, int64_t deadline);
+tutti_status_t tt_bootstrap_allgather(tt_bootstrap_t *bs, uint64_t ctx, int member, int nmembers,
+                                      const int *session_ranks, const void *mine, size_t len,
+                                      void *all, int64_t deadline);
 
 /* Read pending notices without blocking; does nothing if another thread is reading. */
 void tt_bootstrap_poll(tt_bootstrap_t *bs);

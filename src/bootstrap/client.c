@@ -29,9 +29,9 @@ static const tt_config_field_t bootstrap_fields[] = {
      offsetof(tt_bootstrap_settings_t, address), NULL},
 };
 
-const tt_config_table_t tt_bootstrap_config_table = {
-    "bootstrap", bootstrap_fields, TT_ARRAY_SIZE(bootstrap_fields),
-    sizeof(tt_bootstrap_settings_t)};
+const tt_config_table_t tt_bootstrap_config_table = {"bootstrap", bootstrap_fields,
+                                                     TT_ARRAY_SIZE(bootstrap_fields),
+                                                     sizeof(tt_bootstrap_settings_t)};
 
 /* A reply that arrived for a context nobody is reading yet. */
 typedef struct inbox_item {
@@ -181,9 +181,7 @@ static void dispatch(tt_bootstrap_t *bs, const tt_wire_header_t *h, const unsign
     case TT_WIRE_FAILED:
         record_failure(bs, h->a, (const char *)payload, TT_MIN(h->len, TT_WIRE_REASON_MAX));
         return;
-    case TT_WIRE_MISSING:
-        bs->missing = 1;
-        return;
+    case TT_WIRE_MISSING: bs->missing = 1; return;
     default:
         tt_warn("bootstrap: ignoring unexpected message type %#x from the root", h->type);
         return;
@@ -278,8 +276,8 @@ static tutti_status_t handshake(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id,
     }
     TT_CHECK(tt_random_bytes(hello.nonce, sizeof(hello.nonce)));
     tt_wire_client_mac(id->secret, challenge.nonce, hello.nonce, bs->rank, bs->nranks, hello.mac);
-    TT_CHECK(send_message(bs, TT_WIRE_HELLO, 0, bs->rank, bs->nranks, &hello, sizeof(hello),
-                          deadline));
+    TT_CHECK(
+        send_message(bs, TT_WIRE_HELLO, 0, bs->rank, bs->nranks, &hello, sizeof(hello), deadline));
     status = recv_message(bs->fd, &h, reply, sizeof(reply) - 1, deadline);
     if (status != TUTTI_OK) {
         tt_error("bootstrap: no answer from the rendezvous at %s: %s", id->address,
@@ -296,7 +294,8 @@ static tutti_status_t handshake(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id,
     if (h.type != TT_WIRE_WELCOME || h.len != sizeof(expected) ||
         !tt_digest_equal(expected, reply, sizeof(expected))) {
         tt_error("bootstrap: the rendezvous at %s does not know this job's secret "
-                 "(another job on that port?)", id->address);
+                 "(another job on that port?)",
+                 id->address);
         return TUTTI_ERR_AUTH;
     }
     return TUTTI_OK;
@@ -451,9 +450,9 @@ int tt_bootstrap_failed_member(tt_bootstrap_t *bs, const int *session_ranks, int
     return member;
 }
 
-tutti_status_t tt_bootstrap_allgather(tt_bootstrap_t *bs, uint64_t ctx, int member,
-                                      int nmembers, const int *session_ranks, const void *mine,
-                                      size_t len, void *all, int64_t deadline)
+tutti_status_t tt_bootstrap_allgather(tt_bootstrap_t *bs, uint64_t ctx, int member, int nmembers,
+                                      const int *session_ranks, const void *mine, size_t len,
+                                      void *all, int64_t deadline)
 {
     tutti_status_t status;
     inbox_item_t *item = NULL;
@@ -483,8 +482,7 @@ tutti_status_t tt_bootstrap_allgather(tt_bootstrap_t *bs, uint64_t ctx, int memb
             break;
         }
         if (tt_time_ns() > deadline) {
-            tt_error("bootstrap: all-gather on context %#llx timed out",
-                     (unsigned long long)ctx);
+            tt_error("bootstrap: all-gather on context %#llx timed out", (unsigned long long)ctx);
             status = TUTTI_ERR_TIMEOUT;
             break;
         }
@@ -521,8 +519,7 @@ void tt_bootstrap_report_failure(tt_bootstrap_t *bs, int session_rank, const cha
 {
     size_t len = TT_MIN(strlen(reason), TT_WIRE_REASON_MAX);
     pthread_mutex_lock(&bs->lock);
-    if (session_rank >= 0 && session_rank < bs->nranks &&
-        bs->failed_reason[session_rank] == NULL) {
+    if (session_rank >= 0 && session_rank < bs->nranks && bs->failed_reason[session_rank] == NULL) {
         record_failure(bs, session_rank, reason, len);
         if (send_message(bs, TT_WIRE_REPORT, 0, session_rank, 0, reason, len,
                          tt_deadline_after(TT_NS_PER_S)) != TUTTI_OK)

@@ -191,8 +191,8 @@ static void greet(tt_bootstrap_root_t *root, conn_t *c, const tt_wire_header_t *
     tt_sock_set_liveness(c->fd, root->failure_timeout_ns);
     tt_wire_root_mac(root->secret, c->nonce, hello->nonce, reply);
     conn_send(c, TT_WIRE_WELCOME, 0, 0, 0, reply, sizeof(reply));
-    tt_debug("bootstrap root: rank %d joined from %s (%d of %d)", c->rank, c->name,
-             root->arrived, root->nranks);
+    tt_debug("bootstrap root: rank %d joined from %s (%d of %d)", c->rank, c->name, root->arrived,
+             root->nranks);
 }
 
 static gather_t *gather_find(tt_bootstrap_root_t *root, uint64_t ctx)
@@ -393,7 +393,8 @@ static void accept_one(tt_bootstrap_root_t *root)
         tt_sock_peer_name(fd, name);
         if (root->refusals++ < ROOT_REFUSAL_LOG_LIMIT)
             tt_warn("bootstrap root: refused connection from %s: too many unauthenticated "
-                    "connections", name);
+                    "connections",
+                    name);
         close(fd);
         return;
     }

@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-tutti_status_t tt_sock_split_address(const char *text, char *host, size_t host_size,
-                                     char *port, size_t port_size)
+tutti_status_t tt_sock_split_address(const char *text, char *host, size_t host_size, char *port,
+                                     size_t port_size)
 {
     const char *colon, *host_start = text, *host_end;
 

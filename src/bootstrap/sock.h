@@ -1,4 +1,5 @@
-/* TCP plumbing for the bootstrap: addresses, listening, connecting, whole-buffer I/O with deadlines. */
+/* TCP plumbing for the bootstrap: addresses, listening, connecting, whole-buffer I/O with
+ * deadlines. */
 #ifndef TT_BOOTSTRAP_SOCK_H
 #define TT_BOOTSTRAP_SOCK_H
 
@@ -10,10 +11,11 @@
 #define TT_ADDR_TEXT_MAX 80
 
 /* Split "host:port" or "[v6]:port" into host and port; fails on malformed text. */
-tutti_status_t tt_sock_split_address(const char *text, char *host, size_t host_size,
-                                     char *port, size_t port_size);
+tutti_status_t tt_sock_split_address(const char *text, char *host, size_t host_size, char *port,
+                                     size_t port_size);
 
-/* Listen on @p address ("host:port"; port 0 picks one). Writes the bound "host:port" to @p bound. */
+/* Listen on @p address ("host:port"; port 0 picks one). Writes the bound "host:port" to @p bound.
+ */
 tutti_status_t tt_sock_listen(const char *address, int *fd_p, char bound[TT_ADDR_TEXT_MAX]);
 
 /*

@@ -14,8 +14,8 @@ static const char *const algo_names[] = {"auto", "bandwidth", "latency", NULL};
 static const tt_config_field_t coll_fields[] = {
     {"CHUNK_SIZE", "256K", "bytes per pipeline chunk in ring and chain algorithms", TT_CFG_SIZE,
      offsetof(tt_coll_settings_t, chunk_bytes), NULL},
-    {"PIPELINE_SLOTS", "4", "partial-result buffers a chain reduce cycles through (1-16)", TT_CFG_SIZE,
-     offsetof(tt_coll_settings_t, pipeline_slots), NULL},
+    {"PIPELINE_SLOTS", "4", "partial-result buffers a chain reduce cycles through (1-16)",
+     TT_CFG_SIZE, offsetof(tt_coll_settings_t, pipeline_slots), NULL},
     {"LATENCY_MAX", "64K",
      "messages up to this many bytes use latency algorithms (recursive doubling, binomial trees)",
      TT_CFG_SIZE, offsetof(tt_coll_settings_t, latency_max), NULL},
@@ -52,26 +52,15 @@ tutti_status_t tt_coll_build(const tt_coll_desc_t *d, const tt_coll_settings_t *
     int latency = tt_coll_choose(d, settings) == TT_ALGO_LATENCY;
 
     switch (d->kind) {
-    case TT_COLL_ALLREDUCE:
-        (latency ? tt_rd_allreduce : tt_ring_allreduce)(d, settings, s);
-        break;
-    case TT_COLL_REDUCE_SCATTER:
-        tt_ring_reduce_scatter(d, settings, s);
-        break;
-    case TT_COLL_ALLGATHER:
-        tt_ring_allgather(d, settings, s);
-        break;
+    case TT_COLL_ALLREDUCE: (latency ? tt_rd_allreduce : tt_ring_allreduce)(d, settings, s); break;
+    case TT_COLL_REDUCE_SCATTER: tt_ring_reduce_scatter(d, settings, s); break;
+    case TT_COLL_ALLGATHER: tt_ring_allgather(d, settings, s); break;
     case TT_COLL_BROADCAST:
         (latency ? tt_binomial_broadcast : tt_chain_broadcast)(d, settings, s);
         break;
-    case TT_COLL_REDUCE:
-        (latency ? tt_binomial_reduce : tt_chain_reduce)(d, settings, s);
-        break;
-    case TT_COLL_BARRIER:
-        tt_dissemination_barrier(d, s);
-        break;
-    default:
-        return TUTTI_ERR_INVALID_ARG;
+    case TT_COLL_REDUCE: (latency ? tt_binomial_reduce : tt_chain_reduce)(d, settings, s); break;
+    case TT_COLL_BARRIER: tt_dissemination_barrier(d, s); break;
+    default: return TUTTI_ERR_INVALID_ARG;
     }
     return tt_schedule_finalize(s);
 }

@@ -60,14 +60,12 @@ tt_coll_algo_t tt_coll_choose(const tt_coll_desc_t *d, const tt_coll_settings_t 
 
 /* Algorithms, for tt_coll_build and tests. Each appends to @p s. */
 void tt_ring_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
-void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
-                            tt_schedule_t *s);
+void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
 void tt_ring_allgather(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
 void tt_chain_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
 void tt_chain_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
 void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
-void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
-                           tt_schedule_t *s);
+void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
 void tt_binomial_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
 void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s);
 

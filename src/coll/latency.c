@@ -73,16 +73,16 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
         int vpartner = vrank ^ mask;
         int partner = vpartner < extra ? vpartner * 2 + 1 : vpartner + extra;
         tt_ref_t dst = NEXT_DST();
-        unsigned flags = (partner < r ? TT_STEP_INCOMING_FIRST : 0) |
-                         (mask * 2 >= p ? TT_STEP_FINAL : 0);
+        unsigned flags =
+            (partner < r ? TT_STEP_INCOMING_FIRST : 0) | (mask * 2 >= p ? TT_STEP_FINAL : 0);
         int32_t sent_before = sent;
 
         sent = tt_sched_send(s, partner, cur, d->count, TT_STEP_TO_REDUCE, produced, TT_NO_STEP);
         if (first_sent == TT_NO_STEP)
             first_sent = sent;
         /* dst is what the previous round sent: that send must be done before we overwrite it. */
-        produced = tt_sched_recv_reduce(s, partner, dst, cur, d->count, flags, produced,
-                                        sent_before);
+        produced =
+            tt_sched_recv_reduce(s, partner, dst, cur, d->count, flags, produced, sent_before);
         cur = dst;
     }
 #undef NEXT_DST
@@ -92,8 +92,7 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
         tt_sched_send(s, r - 1, out, d->count, 0, produced, TT_NO_STEP);
 }
 
-void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
-                           tt_schedule_t *s)
+void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s)
 {
     int n = d->nranks, vrank = mod(d->rank - d->root, n), mask = 1;
     tt_ref_t data = tt_ref(vrank == 0 ? TT_BUF_SEND : TT_BUF_RECV, 0);
@@ -106,8 +105,7 @@ void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
         tt_sched_copy(s, tt_ref(TT_BUF_RECV, 0), data, d->count, TT_NO_STEP, TT_NO_STEP);
     for (; mask < n; mask <<= 1) {
         if (vrank & mask) {
-            got = tt_sched_recv(s, mod(d->rank - mask, n), data, d->count, TT_NO_STEP,
-                                TT_NO_STEP);
+            got = tt_sched_recv(s, mod(d->rank - mask, n), data, d->count, TT_NO_STEP, TT_NO_STEP);
             break;
         }
     }
@@ -162,7 +160,7 @@ void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s)
 
     for (int dist = 1; dist < n; dist <<= 1) {
         tt_sched_send(s, mod(r + dist, n), tt_ref(TT_BUF_SEND, 0), 0, 0, heard, TT_NO_STEP);
-        heard = tt_sched_recv(s, mod(r - dist, n), tt_ref(TT_BUF_RECV, 0), 0, TT_NO_STEP,
-                              TT_NO_STEP);
+        heard =
+            tt_sched_recv(s, mod(r - dist, n), tt_ref(TT_BUF_RECV, 0), 0, TT_NO_STEP, TT_NO_STEP);
     }
 }

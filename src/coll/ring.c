@@ -51,8 +51,7 @@ static void copy_whole(const tt_coll_desc_t *d, tt_schedule_t *s, uint64_t src_e
 {
     if (!d->in_place && count > 0)
         tt_sched_copy(s, elem_ref(TT_BUF_RECV, dst_elem, d->elem_size),
-                      elem_ref(TT_BUF_SEND, src_elem, d->elem_size), count, TT_NO_STEP,
-                      TT_NO_STEP);
+                      elem_ref(TT_BUF_SEND, src_elem, d->elem_size), count, TT_NO_STEP, TT_NO_STEP);
 }
 
 /*
@@ -60,9 +59,9 @@ static void copy_whole(const tt_coll_desc_t *d, tt_schedule_t *s, uint64_t src_e
  * buffer (or, for own block at step 0, at @p own_src). @p ready[c] is the
  * step that finished chunk c of this rank's own block.
  */
-static void ring_pass_blocks(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
-                             tt_schedule_t *s, tt_span_t (*block_of)(const tt_coll_desc_t *, int),
-                             tt_ref_t own_src, chunk_steps_t *ready)
+static void ring_pass_blocks(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s,
+                             tt_span_t (*block_of)(const tt_coll_desc_t *, int), tt_ref_t own_src,
+                             chunk_steps_t *ready)
 {
     int n = d->nranks, r = d->rank, right = mod(r + 1, n), left = mod(r - 1, n);
     uint64_t chunk = tt_chunk_elems(d, t);
@@ -120,8 +119,7 @@ void tt_ring_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_
             prev.last[c] = tt_sched_recv_reduce(
                 s, left, elem_ref(TT_BUF_RECV, ch.offset, d->elem_size),
                 elem_ref(TT_BUF_SEND, ch.offset, d->elem_size), ch.count,
-                TT_STEP_INCOMING_FIRST | (k == n - 2 ? TT_STEP_FINAL : 0), TT_NO_STEP,
-                TT_NO_STEP);
+                TT_STEP_INCOMING_FIRST | (k == n - 2 ? TT_STEP_FINAL : 0), TT_NO_STEP, TT_NO_STEP);
         }
     }
     /* Own block r is final in the receive buffer; pass every block around. */
@@ -130,8 +128,7 @@ void tt_ring_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_
     free(prev.last);
 }
 
-void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
-                            tt_schedule_t *s)
+void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s)
 {
     int n = d->nranks, r = d->rank, right = mod(r + 1, n), left = mod(r - 1, n);
     uint64_t chunk = tt_chunk_elems(d, t), nchunks = TT_DIV_ROUND_UP(d->count, chunk);
@@ -154,8 +151,9 @@ void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t
         int last = k == n - 2;
         for (uint64_t c = 0; c < nchunks; c++) {
             tt_span_t ch = tt_chunk(mine, chunk, c);
-            tt_ref_t src = k == 0 ? elem_ref(TT_BUF_SEND, out_block * d->count + ch.offset, d->elem_size)
-                                  : tt_ref_add(partial[(k - 1) % 2], ch.offset * d->elem_size);
+            tt_ref_t src =
+                k == 0 ? elem_ref(TT_BUF_SEND, out_block * d->count + ch.offset, d->elem_size)
+                       : tt_ref_add(partial[(k - 1) % 2], ch.offset * d->elem_size);
             sent_before.last[c] = sent.last[c];
             sent.last[c] = tt_sched_send(s, right, src, ch.count, TT_STEP_TO_REDUCE,
                                          reduced.last[c], TT_NO_STEP);
@@ -167,8 +165,8 @@ void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t
             /* partial[k % 2] was last read by the send of step k-1 (sent_before). */
             reduced.last[c] = tt_sched_recv_reduce(
                 s, left, dst, elem_ref(TT_BUF_SEND, in_block * d->count + ch.offset, d->elem_size),
-                ch.count, TT_STEP_INCOMING_FIRST | (last ? TT_STEP_FINAL : 0),
-                sent_before.last[c], TT_NO_STEP);
+                ch.count, TT_STEP_INCOMING_FIRST | (last ? TT_STEP_FINAL : 0), sent_before.last[c],
+                TT_NO_STEP);
         }
     }
 out:
@@ -182,7 +180,8 @@ void tt_ring_allgather(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_
     chunk_steps_t ready;
 
     copy_whole(d, s, 0, (uint64_t)d->rank * d->count, d->count);
-    if (d->nranks == 1 || !chunk_steps_init(&ready, tt_nchunks(gather_block(d, 0), tt_chunk_elems(d, t)), s))
+    if (d->nranks == 1 ||
+        !chunk_steps_init(&ready, tt_nchunks(gather_block(d, 0), tt_chunk_elems(d, t)), s))
         return;
     /* Send our block from the send buffer: no need to wait for the local copy. */
     ring_pass_blocks(d, t, s, gather_block, tt_ref(TT_BUF_SEND, 0), &ready);
@@ -238,8 +237,8 @@ void tt_chain_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
                           TT_NO_STEP);
         } else if (pos == n - 1) {
             tt_sched_recv_reduce(s, mod(r - 1, n), elem_ref(TT_BUF_RECV, ch.offset, d->elem_size),
-                                 mine, ch.count, TT_STEP_INCOMING_FIRST | TT_STEP_FINAL,
-                                 TT_NO_STEP, TT_NO_STEP);
+                                 mine, ch.count, TT_STEP_INCOMING_FIRST | TT_STEP_FINAL, TT_NO_STEP,
+                                 TT_NO_STEP);
         } else {
             /* The partial slot is free once the send that last read it has completed. */
             slot = tt_slot_ring_take(&partials, &partial, &wait);

@@ -104,8 +104,8 @@ static void conclude_active(tt_engine_t *e)
                        "orders",
                        e->active->name, peer);
     else
-        tt_health_fail(e->health, status, peer, "%s: transfer with rank %d failed",
-                       e->active->name, peer);
+        tt_health_fail(e->health, status, peer, "%s: transfer with rank %d failed", e->active->name,
+                       peer);
     fail_everything(e, e->health->status);
 }
 

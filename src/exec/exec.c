@@ -134,9 +134,7 @@ static void run_ready(tt_exec_t *e)
         switch (st->kind) {
         case TT_STEP_SEND:
         case TT_STEP_RECV:
-        case TT_STEP_RECV_REDUCE:
-            post(e, i, st);
-            break;
+        case TT_STEP_RECV_REDUCE: post(e, i, st); break;
         case TT_STEP_REDUCE:
             kernel_for(e, st)(at(e, st->dst), at(e, st->src), at(e, st->src2), st->count,
                               e->env->divisor);

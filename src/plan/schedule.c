@@ -53,8 +53,8 @@ static tt_step_t make_step(tt_step_kind_t kind, uint64_t count, int32_t dep0, in
     return step;
 }
 
-int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count,
-                      unsigned flags, int32_t dep0, int32_t dep1)
+int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count, unsigned flags,
+                      int32_t dep0, int32_t dep1)
 {
     tt_step_t step = make_step(TT_STEP_SEND, count, dep0, dep1);
     step.flags = (uint8_t)flags;
@@ -72,8 +72,8 @@ int32_t tt_sched_recv(tt_schedule_t *s, int peer, tt_ref_t dst, uint64_t count, 
     return append(s, &step);
 }
 
-int32_t tt_sched_recv_reduce(tt_schedule_t *s, int peer, tt_ref_t dst, tt_ref_t src,
-                             uint64_t count, unsigned flags, int32_t dep0, int32_t dep1)
+int32_t tt_sched_recv_reduce(tt_schedule_t *s, int peer, tt_ref_t dst, tt_ref_t src, uint64_t count,
+                             unsigned flags, int32_t dep0, int32_t dep1)
 {
     tt_step_t step = make_step(TT_STEP_RECV_REDUCE, count, dep0, dep1);
     step.flags = (uint8_t)flags;
@@ -94,8 +94,8 @@ int32_t tt_sched_reduce(tt_schedule_t *s, tt_ref_t dst, tt_ref_t a, tt_ref_t b, 
     return append(s, &step);
 }
 
-int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t count,
-                      int32_t dep0, int32_t dep1)
+int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t count, int32_t dep0,
+                      int32_t dep1)
 {
     tt_step_t step = make_step(TT_STEP_COPY, count, dep0, dep1);
     step.dst = dst;
@@ -150,8 +150,7 @@ static tutti_status_t link_order(tt_schedule_t *s)
         const tt_step_t *st = &s->steps[i];
         int32_t *slot;
         s->link_next[i] = TT_NO_STEP;
-        if (st->kind != TT_STEP_SEND && st->kind != TT_STEP_RECV &&
-            st->kind != TT_STEP_RECV_REDUCE)
+        if (st->kind != TT_STEP_SEND && st->kind != TT_STEP_RECV && st->kind != TT_STEP_RECV_REDUCE)
             continue;
         slot = &next_of[2 * st->peer + (st->kind != TT_STEP_SEND)];
         s->link_next[i] = *slot;
@@ -174,8 +173,7 @@ tutti_status_t tt_schedule_finalize(tt_schedule_t *s)
     s->link_next = malloc(n * sizeof(int32_t) + 1);
     s->initial_pending = calloc(n + 1, sizeof(int32_t));
     fill = calloc(n + 1, sizeof(int32_t));
-    if (s->succ_start == NULL || s->link_next == NULL || s->initial_pending == NULL ||
-        fill == NULL)
+    if (s->succ_start == NULL || s->link_next == NULL || s->initial_pending == NULL || fill == NULL)
         goto err_nomem;
     /* Count successors, then lay them out (CSR). */
     for (size_t i = 0; i < n; i++) {

@@ -82,7 +82,7 @@ typedef struct tt_schedule {
     /* Filled by tt_schedule_finalize(): */
     int32_t *succ_start; /* successors of step i: succ[succ_start[i] .. succ_start[i+1]) */
     int32_t *succ;
-    int32_t *link_next;   /* next transfer of the same kind to the same peer, or TT_NO_STEP */
+    int32_t *link_next;       /* next transfer of the same kind to the same peer, or TT_NO_STEP */
     int32_t *initial_pending; /* deps + 1 if an earlier transfer on the same link exists */
 } tt_schedule_t;
 
@@ -96,8 +96,8 @@ void tt_schedule_fini(tt_schedule_t *s);
  * Append steps. Each returns the new step's index, or TT_NO_STEP if memory
  * ran out (then s->status says so and later appends do nothing).
  */
-int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count,
-                      unsigned flags, int32_t dep0, int32_t dep1);
+int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count, unsigned flags,
+                      int32_t dep0, int32_t dep1);
 int32_t tt_sched_recv(tt_schedule_t *s, int peer, tt_ref_t dst, uint64_t count, int32_t dep0,
                       int32_t dep1);
 /*
@@ -107,12 +107,12 @@ int32_t tt_sched_recv(tt_schedule_t *s, int peer, tt_ref_t dst, uint64_t count, 
  * algorithm must combine in a fixed order). The matching send should carry
  * TT_STEP_TO_REDUCE.
  */
-int32_t tt_sched_recv_reduce(tt_schedule_t *s, int peer, tt_ref_t dst, tt_ref_t src,
-                             uint64_t count, unsigned flags, int32_t dep0, int32_t dep1);
+int32_t tt_sched_recv_reduce(tt_schedule_t *s, int peer, tt_ref_t dst, tt_ref_t src, uint64_t count,
+                             unsigned flags, int32_t dep0, int32_t dep1);
 int32_t tt_sched_reduce(tt_schedule_t *s, tt_ref_t dst, tt_ref_t a, tt_ref_t b, uint64_t count,
                         unsigned flags, int32_t dep0, int32_t dep1);
-int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t count,
-                      int32_t dep0, int32_t dep1);
+int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t count, int32_t dep0,
+                      int32_t dep1);
 
 /* Reserve @p bytes of scratch (64-byte aligned); returns where they start. */
 tt_ref_t tt_sched_scratch(tt_schedule_t *s, size_t bytes);

@@ -61,8 +61,7 @@ static int cpu_has_f16c(void)
 static int isa_runs(tt_reduce_isa_t isa)
 {
     switch (isa) {
-    case TT_REDUCE_ISA_GENERIC:
-        return 1;
+    case TT_REDUCE_ISA_GENERIC: return 1;
 #if defined(HAVE_REDUCE_AVX2)
     case TT_REDUCE_ISA_AVX2:
         __builtin_cpu_init();
@@ -74,8 +73,7 @@ static int isa_runs(tt_reduce_isa_t isa)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && cpu_has_f16c();
 #endif
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -102,20 +100,13 @@ tt_reduce_fn_t tt_reduce_kernel(tt_reduce_isa_t isa, tutti_datatype_t datatype, 
 
     switch (isa) {
 #if defined(HAVE_REDUCE_AVX512)
-    case TT_REDUCE_ISA_AVX512:
-        table = &tt_reduce_table_avx512;
-        break;
+    case TT_REDUCE_ISA_AVX512: table = &tt_reduce_table_avx512; break;
 #endif
 #if defined(HAVE_REDUCE_AVX2)
-    case TT_REDUCE_ISA_AVX2:
-        table = &tt_reduce_table_avx2;
-        break;
+    case TT_REDUCE_ISA_AVX2: table = &tt_reduce_table_avx2; break;
 #endif
-    case TT_REDUCE_ISA_GENERIC:
-        table = &tt_reduce_table_generic;
-        break;
-    default:
-        return NULL;
+    case TT_REDUCE_ISA_GENERIC: table = &tt_reduce_table_generic; break;
+    default: return NULL;
     }
     return (*table)[datatype][op];
 }
@@ -126,38 +117,38 @@ tt_reduce_fn_t tt_reduce_kernel(tt_reduce_isa_t isa, tutti_datatype_t datatype, 
  * the AVG kernels. Plain loops in this file rather than a kernel per set:
  * a single rank's average is the only user, and it is not on a hot path.
  */
-#define TT_DIVIDE_INT(T, Q)                                                            \
-    do {                                                                               \
-        for (size_t i = 0; i < count; i++) {                                           \
-            T v;                                                                       \
-            memcpy(&v, s + i * sizeof(T), sizeof(T));                                  \
-            v = (T)((Q)v / (Q)divisor);                                                \
-            memcpy(d + i * sizeof(T), &v, sizeof(T));                                  \
-        }                                                                              \
+#define TT_DIVIDE_INT(T, Q)                           \
+    do {                                              \
+        for (size_t i = 0; i < count; i++) {          \
+            T v;                                      \
+            memcpy(&v, s + i * sizeof(T), sizeof(T)); \
+            v = (T)((Q)v / (Q)divisor);               \
+            memcpy(d + i * sizeof(T), &v, sizeof(T)); \
+        }                                             \
     } while (0)
 
 /* Floats: the IEEE quotient by the divisor converted to T, as AVG does. */
-#define TT_DIVIDE_FLOAT(T)                                                             \
-    do {                                                                               \
-        const T k = (T)divisor;                                                        \
-        for (size_t i = 0; i < count; i++) {                                           \
-            T v;                                                                       \
-            memcpy(&v, s + i * sizeof(T), sizeof(T));                                  \
-            v = v / k;                                                                 \
-            memcpy(d + i * sizeof(T), &v, sizeof(T));                                  \
-        }                                                                              \
+#define TT_DIVIDE_FLOAT(T)                            \
+    do {                                              \
+        const T k = (T)divisor;                       \
+        for (size_t i = 0; i < count; i++) {          \
+            T v;                                      \
+            memcpy(&v, s + i * sizeof(T), sizeof(T)); \
+            v = v / k;                                \
+            memcpy(d + i * sizeof(T), &v, sizeof(T)); \
+        }                                             \
     } while (0)
 
 /* 16-bit floats: widen, divide in fp32, round once, as AVG does. */
-#define TT_DIVIDE_HALF(fmt)                                                            \
-    do {                                                                               \
-        const float k = (float)divisor;                                                \
-        for (size_t i = 0; i < count; i++) {                                           \
-            uint16_t v;                                                                \
-            memcpy(&v, s + i * 2, 2);                                                  \
-            v = tt_float_to_##fmt##_inline(tt_##fmt##_to_float_inline(v) / k);         \
-            memcpy(d + i * 2, &v, 2);                                                  \
-        }                                                                              \
+#define TT_DIVIDE_HALF(fmt)                                                    \
+    do {                                                                       \
+        const float k = (float)divisor;                                        \
+        for (size_t i = 0; i < count; i++) {                                   \
+            uint16_t v;                                                        \
+            memcpy(&v, s + i * 2, 2);                                          \
+            v = tt_float_to_##fmt##_inline(tt_##fmt##_to_float_inline(v) / k); \
+            memcpy(d + i * 2, &v, 2);                                          \
+        }                                                                      \
     } while (0)
 
 void tt_reduce_divide(void *dst, const void *src, size_t count, tutti_datatype_t datatype,
@@ -167,37 +158,16 @@ void tt_reduce_divide(void *dst, const void *src, size_t count, tutti_datatype_t
     const unsigned char *s = src;
 
     switch (datatype) {
-    case TUTTI_INT8:
-        TT_DIVIDE_INT(int8_t, int64_t);
-        break;
-    case TUTTI_UINT8:
-        TT_DIVIDE_INT(uint8_t, uint32_t);
-        break;
-    case TUTTI_INT32:
-        TT_DIVIDE_INT(int32_t, int64_t);
-        break;
-    case TUTTI_UINT32:
-        TT_DIVIDE_INT(uint32_t, uint32_t);
-        break;
-    case TUTTI_INT64:
-        TT_DIVIDE_INT(int64_t, int64_t);
-        break;
-    case TUTTI_UINT64:
-        TT_DIVIDE_INT(uint64_t, uint64_t);
-        break;
-    case TUTTI_FP16:
-        TT_DIVIDE_HALF(fp16);
-        break;
-    case TUTTI_BF16:
-        TT_DIVIDE_HALF(bf16);
-        break;
-    case TUTTI_FP32:
-        TT_DIVIDE_FLOAT(float);
-        break;
-    case TUTTI_FP64:
-        TT_DIVIDE_FLOAT(double);
-        break;
-    default:
-        break; /* not a datatype: callers check arguments before this */
+    case TUTTI_INT8: TT_DIVIDE_INT(int8_t, int64_t); break;
+    case TUTTI_UINT8: TT_DIVIDE_INT(uint8_t, uint32_t); break;
+    case TUTTI_INT32: TT_DIVIDE_INT(int32_t, int64_t); break;
+    case TUTTI_UINT32: TT_DIVIDE_INT(uint32_t, uint32_t); break;
+    case TUTTI_INT64: TT_DIVIDE_INT(int64_t, int64_t); break;
+    case TUTTI_UINT64: TT_DIVIDE_INT(uint64_t, uint64_t); break;
+    case TUTTI_FP16: TT_DIVIDE_HALF(fp16); break;
+    case TUTTI_BF16: TT_DIVIDE_HALF(bf16); break;
+    case TUTTI_FP32: TT_DIVIDE_FLOAT(float); break;
+    case TUTTI_FP64: TT_DIVIDE_FLOAT(double); break;
+    default: break; /* not a datatype: callers check arguments before this */
     }
 }

@@ -42,8 +42,7 @@
 #define TT_SET TT_CAT(TT_SET_, TT_REDUCE_SET)
 
 #if TT_SET == TT_SET_avx512
-#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || \
-    !defined(__F16C__)
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || !defined(__F16C__)
 #error "the avx512 kernel set needs -mavx512f -mavx512bw -mavx512vl -mf16c"
 #endif
 #include <immintrin.h>
@@ -88,30 +87,30 @@
  * any divisor, so the quotient truncates toward zero and cannot overflow.
  * @p d is the divisor; it must be at least 1.
  */
-#define TT_INT_ELEM_OPS(name, T, W, Q)                                                 \
-    static inline T elem_##name##_sum(T x, T y, uint32_t d)                            \
-    {                                                                                  \
-        (void)d;                                                                       \
-        return (T)((W)x + (W)y);                                                       \
-    }                                                                                  \
-    static inline T elem_##name##_prod(T x, T y, uint32_t d)                           \
-    {                                                                                  \
-        (void)d;                                                                       \
-        return (T)((W)x * (W)y);                                                       \
-    }                                                                                  \
-    static inline T elem_##name##_min(T x, T y, uint32_t d)                            \
-    {                                                                                  \
-        (void)d;                                                                       \
-        return x < y ? x : y;                                                          \
-    }                                                                                  \
-    static inline T elem_##name##_max(T x, T y, uint32_t d)                            \
-    {                                                                                  \
-        (void)d;                                                                       \
-        return x > y ? x : y;                                                          \
-    }                                                                                  \
-    static inline T elem_##name##_avg(T x, T y, uint32_t d)                            \
-    {                                                                                  \
-        return (T)((Q)(T)((W)x + (W)y) / (Q)d);                                        \
+#define TT_INT_ELEM_OPS(name, T, W, Q)                       \
+    static inline T elem_##name##_sum(T x, T y, uint32_t d)  \
+    {                                                        \
+        (void)d;                                             \
+        return (T)((W)x + (W)y);                             \
+    }                                                        \
+    static inline T elem_##name##_prod(T x, T y, uint32_t d) \
+    {                                                        \
+        (void)d;                                             \
+        return (T)((W)x * (W)y);                             \
+    }                                                        \
+    static inline T elem_##name##_min(T x, T y, uint32_t d)  \
+    {                                                        \
+        (void)d;                                             \
+        return x < y ? x : y;                                \
+    }                                                        \
+    static inline T elem_##name##_max(T x, T y, uint32_t d)  \
+    {                                                        \
+        (void)d;                                             \
+        return x > y ? x : y;                                \
+    }                                                        \
+    static inline T elem_##name##_avg(T x, T y, uint32_t d)  \
+    {                                                        \
+        return (T)((Q)(T)((W)x + (W)y) / (Q)d);              \
     }
 
 TT_INT_ELEM_OPS(int8, int8_t, uint32_t, int64_t)
@@ -133,33 +132,33 @@ TT_INT_ELEM_OPS(uint64, uint64_t, uint64_t, uint64_t)
  * they return b, and of two zeros b as well.
  * @p k is the divisor converted to T, used by avg only.
  */
-#define TT_FLOAT_ELEM_OPS(name, T)                                                     \
-    static inline T elem_##name##_sum(T x, T y, T k)                                   \
-    {                                                                                  \
-        (void)k;                                                                       \
-        y = x != x ? x : y;                                                            \
-        return x + y;                                                                  \
-    }                                                                                  \
-    static inline T elem_##name##_prod(T x, T y, T k)                                  \
-    {                                                                                  \
-        (void)k;                                                                       \
-        y = x != x ? x : y;                                                            \
-        return x * y;                                                                  \
-    }                                                                                  \
-    static inline T elem_##name##_min(T x, T y, T k)                                   \
-    {                                                                                  \
-        (void)k;                                                                       \
-        return x < y ? x : y;                                                          \
-    }                                                                                  \
-    static inline T elem_##name##_max(T x, T y, T k)                                   \
-    {                                                                                  \
-        (void)k;                                                                       \
-        return x > y ? x : y;                                                          \
-    }                                                                                  \
-    static inline T elem_##name##_avg(T x, T y, T k)                                   \
-    {                                                                                  \
-        y = x != x ? x : y;                                                            \
-        return (x + y) / k;                                                            \
+#define TT_FLOAT_ELEM_OPS(name, T)                    \
+    static inline T elem_##name##_sum(T x, T y, T k)  \
+    {                                                 \
+        (void)k;                                      \
+        y = x != x ? x : y;                           \
+        return x + y;                                 \
+    }                                                 \
+    static inline T elem_##name##_prod(T x, T y, T k) \
+    {                                                 \
+        (void)k;                                      \
+        y = x != x ? x : y;                           \
+        return x * y;                                 \
+    }                                                 \
+    static inline T elem_##name##_min(T x, T y, T k)  \
+    {                                                 \
+        (void)k;                                      \
+        return x < y ? x : y;                         \
+    }                                                 \
+    static inline T elem_##name##_max(T x, T y, T k)  \
+    {                                                 \
+        (void)k;                                      \
+        return x > y ? x : y;                         \
+    }                                                 \
+    static inline T elem_##name##_avg(T x, T y, T k)  \
+    {                                                 \
+        y = x != x ? x : y;                           \
+        return (x + y) / k;                           \
     }
 
 TT_FLOAT_ELEM_OPS(fp32, float)
@@ -181,30 +180,29 @@ TT_FLOAT_ELEM_OPS(fp64, double)
  * written and never read again); without it GCC would want a run-time
  * overlap check, which the -O2 cost model refuses.
  */
-#define TT_DEFINE_KERNEL(name, T, K, kinit)                                            \
-    static void name(void *dst, const void *a, const void *b, size_t count,             \
-                     uint32_t divisor)                                                  \
-    {                                                                                  \
-        typedef T unaligned_t __attribute__((aligned(1), may_alias));                  \
-        enum { block = TT_BLOCK_BYTES / sizeof(T) };                                   \
-        unaligned_t *d = dst;                                                          \
-        const unaligned_t *x = a, *y = b;                                              \
-        const K k = kinit;                                                             \
-        size_t i = 0;                                                                  \
-                                                                                       \
-        for (; count - i >= block; i += block) {                                       \
-            TT_IVDEP for (size_t j = 0; j < block; j++)                                \
-                d[i + j] = elem_##name(x[i + j], y[i + j], k);                         \
-        }                                                                              \
-        for (; i < count; i++)                                                         \
-            d[i] = elem_##name(x[i], y[i], k);                                         \
+#define TT_DEFINE_KERNEL(name, T, K, kinit)                                                   \
+    static void name(void *dst, const void *a, const void *b, size_t count, uint32_t divisor) \
+    {                                                                                         \
+        typedef T unaligned_t __attribute__((aligned(1), may_alias));                         \
+        enum { block = TT_BLOCK_BYTES / sizeof(T) };                                          \
+        unaligned_t *d = dst;                                                                 \
+        const unaligned_t *x = a, *y = b;                                                     \
+        const K k = kinit;                                                                    \
+        size_t i = 0;                                                                         \
+                                                                                              \
+        for (; count - i >= block; i += block) {                                              \
+            TT_IVDEP for (size_t j = 0; j < block; j++) d[i + j] =                            \
+                elem_##name(x[i + j], y[i + j], k);                                           \
+        }                                                                                     \
+        for (; i < count; i++)                                                                \
+            d[i] = elem_##name(x[i], y[i], k);                                                \
     }
 
-#define TT_DEFINE_KERNELS(type, T, K, kinit)                                           \
-    TT_DEFINE_KERNEL(type##_sum, T, K, kinit)                                           \
-    TT_DEFINE_KERNEL(type##_prod, T, K, kinit)                                          \
-    TT_DEFINE_KERNEL(type##_min, T, K, kinit)                                           \
-    TT_DEFINE_KERNEL(type##_max, T, K, kinit)                                           \
+#define TT_DEFINE_KERNELS(type, T, K, kinit)   \
+    TT_DEFINE_KERNEL(type##_sum, T, K, kinit)  \
+    TT_DEFINE_KERNEL(type##_prod, T, K, kinit) \
+    TT_DEFINE_KERNEL(type##_min, T, K, kinit)  \
+    TT_DEFINE_KERNEL(type##_max, T, K, kinit)  \
     TT_DEFINE_KERNEL(type##_avg, T, K, kinit)
 
 TT_DEFINE_KERNELS(int8, int8_t, uint32_t, divisor)
@@ -224,11 +222,11 @@ TT_DEFINE_KERNELS(fp64, double, double, (double)divisor)
  * Sum, product and average of one element: widen both, apply the fp32
  * operation, round once.
  */
-#define TT_HALF_ELEM_ARITH(fmt, op)                                                    \
-    static inline uint16_t elem_##fmt##_##op(uint16_t p, uint16_t q, float k)          \
-    {                                                                                  \
-        return tt_float_to_##fmt##_inline(elem_fp32_##op(tt_##fmt##_to_float_inline(p), \
-                                                         tt_##fmt##_to_float_inline(q), k)); \
+#define TT_HALF_ELEM_ARITH(fmt, op)                                                           \
+    static inline uint16_t elem_##fmt##_##op(uint16_t p, uint16_t q, float k)                 \
+    {                                                                                         \
+        return tt_float_to_##fmt##_inline(                                                    \
+            elem_fp32_##op(tt_##fmt##_to_float_inline(p), tt_##fmt##_to_float_inline(q), k)); \
     }
 
 TT_HALF_ELEM_ARITH(fp16, sum)
@@ -266,11 +264,11 @@ static inline uint16_t half_order(uint16_t a, uint16_t b, int inf, int quiet, in
 #define TT_BF16_INF 0x7f80
 #define TT_BF16_QUIET 0x0040
 
-#define TT_HALF_ELEM_ORDER(fmt, op, FMT, want_min)                                     \
-    static inline uint16_t elem_##fmt##_##op(uint16_t p, uint16_t q, float k)          \
-    {                                                                                  \
-        (void)k;                                                                       \
-        return half_order(p, q, TT_##FMT##_INF, TT_##FMT##_QUIET, want_min);           \
+#define TT_HALF_ELEM_ORDER(fmt, op, FMT, want_min)                            \
+    static inline uint16_t elem_##fmt##_##op(uint16_t p, uint16_t q, float k) \
+    {                                                                         \
+        (void)k;                                                              \
+        return half_order(p, q, TT_##FMT##_INF, TT_##FMT##_QUIET, want_min);  \
     }
 
 TT_HALF_ELEM_ORDER(fp16, min, FP16, 1)
@@ -371,8 +369,8 @@ static inline vec_int_t vec_round_bf16(vec_t v)
 
 static inline void vec_store_bf16(unsigned char *p, vec_t even, vec_t odd)
 {
-    vec_store_int(p, _mm512_or_si512(vec_round_bf16(even),
-                                     _mm512_slli_epi32(vec_round_bf16(odd), 16)));
+    vec_store_int(
+        p, _mm512_or_si512(vec_round_bf16(even), _mm512_slli_epi32(vec_round_bf16(odd), 16)));
 }
 
 /* half_order() on 2 * TT_VEC_LEN 16-bit lanes. */
@@ -384,8 +382,8 @@ static inline vec_int_t vec_order16(vec_int_t a, vec_int_t b, int inf, int quiet
     vec_int_t ka = _mm512_sub_epi16(_mm512_xor_si512(ma, sa), sa);
     vec_int_t kb = _mm512_sub_epi16(_mm512_xor_si512(mb, sb), sb);
     __mmask32 ordered = _mm512_cmple_epi16_mask(ma, vinf) & _mm512_cmple_epi16_mask(mb, vinf);
-    __mmask32 pick_a = ordered & (want_min ? _mm512_cmplt_epi16_mask(ka, kb)
-                                           : _mm512_cmpgt_epi16_mask(ka, kb));
+    __mmask32 pick_a =
+        ordered & (want_min ? _mm512_cmplt_epi16_mask(ka, kb) : _mm512_cmpgt_epi16_mask(ka, kb));
     vec_int_t r = _mm512_mask_blend_epi16(pick_a, b, a);
     __mmask32 nan = _mm512_cmpgt_epi16_mask(_mm512_and_si512(r, abs), vinf);
 
@@ -473,8 +471,8 @@ static inline vec_int_t vec_round_bf16(vec_t v)
 
 static inline void vec_store_bf16(unsigned char *p, vec_t even, vec_t odd)
 {
-    vec_store_int(p, _mm256_or_si256(vec_round_bf16(even),
-                                     _mm256_slli_epi32(vec_round_bf16(odd), 16)));
+    vec_store_int(
+        p, _mm256_or_si256(vec_round_bf16(even), _mm256_slli_epi32(vec_round_bf16(odd), 16)));
 }
 
 /* half_order() on 2 * TT_VEC_LEN 16-bit lanes. */
@@ -505,14 +503,14 @@ static inline vec_int_t vec_order16(vec_int_t a, vec_int_t b, int inf, int quiet
  * and odd); min and max work on 16-bit lanes, two vectors' worth.
  */
 #define TT_VEC_ARITH_STEPS(op)                                                         \
-    enum { step_fp16_##op##_len = TT_VEC_LEN, step_bf16_##op##_len = 2 * TT_VEC_LEN };  \
-    static inline void step_fp16_##op(unsigned char *d, const unsigned char *x,         \
-                                      const unsigned char *y, vec_t kv)                 \
+    enum { step_fp16_##op##_len = TT_VEC_LEN, step_bf16_##op##_len = 2 * TT_VEC_LEN }; \
+    static inline void step_fp16_##op(unsigned char *d, const unsigned char *x,        \
+                                      const unsigned char *y, vec_t kv)                \
     {                                                                                  \
         vec_store_fp16(d, vec_##op(vec_load_fp16(x), vec_load_fp16(y), kv));           \
     }                                                                                  \
-    static inline void step_bf16_##op(unsigned char *d, const unsigned char *x,         \
-                                      const unsigned char *y, vec_t kv)                 \
+    static inline void step_bf16_##op(unsigned char *d, const unsigned char *x,        \
+                                      const unsigned char *y, vec_t kv)                \
     {                                                                                  \
         vec_t xe, xo, ye, yo;                                                          \
                                                                                        \
@@ -527,11 +525,11 @@ TT_VEC_ARITH_STEPS(avg)
 
 #define TT_VEC_ORDER_STEP(fmt, op, FMT, want_min)                                      \
     enum { step_##fmt##_##op##_len = 2 * TT_VEC_LEN };                                 \
-    static inline void step_##fmt##_##op(unsigned char *d, const unsigned char *x,      \
-                                         const unsigned char *y, vec_t kv)              \
+    static inline void step_##fmt##_##op(unsigned char *d, const unsigned char *x,     \
+                                         const unsigned char *y, vec_t kv)             \
     {                                                                                  \
         (void)kv;                                                                      \
-        vec_store_int(d, vec_order16(vec_load_int(x), vec_load_int(y), TT_##FMT##_INF,  \
+        vec_store_int(d, vec_order16(vec_load_int(x), vec_load_int(y), TT_##FMT##_INF, \
                                      TT_##FMT##_QUIET, want_min));                     \
     }
 
@@ -541,32 +539,32 @@ TT_VEC_ORDER_STEP(bf16, min, BF16, 1)
 TT_VEC_ORDER_STEP(bf16, max, BF16, 0)
 
 /* Kernel fmt_op for the vector sets: whole steps, then the element function. */
-#define TT_DEFINE_HALF_KERNEL(fmt, op)                                                 \
-    static void fmt##_##op(void *dst, const void *a, const void *b, size_t count,       \
-                           uint32_t divisor)                                            \
-    {                                                                                  \
-        unsigned char *d = dst;                                                        \
-        const unsigned char *x = a, *y = b;                                            \
-        const float k = (float)divisor;                                                \
-        const vec_t kv = vec_set1(k);                                                  \
-        size_t i = 0;                                                                  \
-                                                                                       \
-        for (; count - i >= step_##fmt##_##op##_len; i += step_##fmt##_##op##_len)     \
-            step_##fmt##_##op(d + 2 * i, x + 2 * i, y + 2 * i, kv);                    \
-        for (; i < count; i++) {                                                       \
-            uint16_t p, q, r;                                                          \
-                                                                                       \
-            memcpy(&p, x + 2 * i, 2);                                                  \
-            memcpy(&q, y + 2 * i, 2);                                                  \
-            r = elem_##fmt##_##op(p, q, k);                                            \
-            memcpy(d + 2 * i, &r, 2);                                                  \
-        }                                                                              \
+#define TT_DEFINE_HALF_KERNEL(fmt, op)                                             \
+    static void fmt##_##op(void *dst, const void *a, const void *b, size_t count,  \
+                           uint32_t divisor)                                       \
+    {                                                                              \
+        unsigned char *d = dst;                                                    \
+        const unsigned char *x = a, *y = b;                                        \
+        const float k = (float)divisor;                                            \
+        const vec_t kv = vec_set1(k);                                              \
+        size_t i = 0;                                                              \
+                                                                                   \
+        for (; count - i >= step_##fmt##_##op##_len; i += step_##fmt##_##op##_len) \
+            step_##fmt##_##op(d + 2 * i, x + 2 * i, y + 2 * i, kv);                \
+        for (; i < count; i++) {                                                   \
+            uint16_t p, q, r;                                                      \
+                                                                                   \
+            memcpy(&p, x + 2 * i, 2);                                              \
+            memcpy(&q, y + 2 * i, 2);                                              \
+            r = elem_##fmt##_##op(p, q, k);                                        \
+            memcpy(d + 2 * i, &r, 2);                                              \
+        }                                                                          \
     }
-#define TT_DEFINE_HALF_KERNELS(fmt)                                                    \
-    TT_DEFINE_HALF_KERNEL(fmt, sum)                                                    \
-    TT_DEFINE_HALF_KERNEL(fmt, prod)                                                   \
-    TT_DEFINE_HALF_KERNEL(fmt, min)                                                    \
-    TT_DEFINE_HALF_KERNEL(fmt, max)                                                    \
+#define TT_DEFINE_HALF_KERNELS(fmt)  \
+    TT_DEFINE_HALF_KERNEL(fmt, sum)  \
+    TT_DEFINE_HALF_KERNEL(fmt, prod) \
+    TT_DEFINE_HALF_KERNEL(fmt, min)  \
+    TT_DEFINE_HALF_KERNEL(fmt, max)  \
     TT_DEFINE_HALF_KERNEL(fmt, avg)
 
 TT_DEFINE_HALF_KERNELS(fp16)
@@ -584,16 +582,15 @@ TT_DEFINE_KERNELS(bf16, uint16_t, float, (float)divisor)
 /* The table                                                                */
 /* ------------------------------------------------------------------------ */
 
-#define TT_ROW(type)                                                                   \
-    {                                                                                  \
+#define TT_ROW(type)                                                                    \
+    {                                                                                   \
         [TUTTI_SUM] = type##_sum, [TUTTI_PROD] = type##_prod, [TUTTI_MIN] = type##_min, \
-        [TUTTI_MAX] = type##_max, [TUTTI_AVG] = type##_avg,                            \
+        [TUTTI_MAX] = type##_max, [TUTTI_AVG] = type##_avg,                             \
     }
 
 const tt_reduce_table_t TT_CAT(tt_reduce_table_, TT_REDUCE_SET) = {
-    [TUTTI_INT8] = TT_ROW(int8),   [TUTTI_UINT8] = TT_ROW(uint8),
-    [TUTTI_INT32] = TT_ROW(int32), [TUTTI_UINT32] = TT_ROW(uint32),
-    [TUTTI_INT64] = TT_ROW(int64), [TUTTI_UINT64] = TT_ROW(uint64),
-    [TUTTI_FP16] = TT_ROW(fp16),   [TUTTI_BF16] = TT_ROW(bf16),
-    [TUTTI_FP32] = TT_ROW(fp32),   [TUTTI_FP64] = TT_ROW(fp64),
+    [TUTTI_INT8] = TT_ROW(int8),     [TUTTI_UINT8] = TT_ROW(uint8), [TUTTI_INT32] = TT_ROW(int32),
+    [TUTTI_UINT32] = TT_ROW(uint32), [TUTTI_INT64] = TT_ROW(int64), [TUTTI_UINT64] = TT_ROW(uint64),
+    [TUTTI_FP16] = TT_ROW(fp16),     [TUTTI_BF16] = TT_ROW(bf16),   [TUTTI_FP32] = TT_ROW(fp32),
+    [TUTTI_FP64] = TT_ROW(fp64),
 };

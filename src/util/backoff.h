@@ -19,7 +19,7 @@ typedef struct tt_backoff {
     const tt_backoff_params_t *params;
     int64_t idle_since; /* 0: not idle */
     int64_t sleep_ns;
-    uint32_t polls;     /* idle polls since the clock was last read */
+    uint32_t polls; /* idle polls since the clock was last read */
     int spinning;
 } tt_backoff_t;
 

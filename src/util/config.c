@@ -32,9 +32,18 @@ tutti_status_t tt_parse_size(const char *text, size_t *size_p)
     if (errno != 0)
         return TUTTI_ERR_INVALID_ARG;
     switch (toupper((unsigned char)*end)) {
-    case 'K': scale = 1ULL << 10; end++; break;
-    case 'M': scale = 1ULL << 20; end++; break;
-    case 'G': scale = 1ULL << 30; end++; break;
+    case 'K':
+        scale = 1ULL << 10;
+        end++;
+        break;
+    case 'M':
+        scale = 1ULL << 20;
+        end++;
+        break;
+    case 'G':
+        scale = 1ULL << 30;
+        end++;
+        break;
     default: break;
     }
     if (*end == 'B' || *end == 'b')
@@ -111,8 +120,8 @@ tutti_status_t tt_config_parse_field(const tt_config_field_t *field, const char 
                                      void *settings)
 {
     static const char *const type_words[] = {
-        [TT_CFG_UINT] = "a whole number",    [TT_CFG_SIZE] = "a size such as 64K or 1M",
-        [TT_CFG_BOOL] = "yes or no",         [TT_CFG_DURATION] = "a duration such as 5s or 250ms",
+        [TT_CFG_UINT] = "a whole number",     [TT_CFG_SIZE] = "a size such as 64K or 1M",
+        [TT_CFG_BOOL] = "yes or no",          [TT_CFG_DURATION] = "a duration such as 5s or 250ms",
         [TT_CFG_ENUM] = "one of the choices", [TT_CFG_STRING] = "shorter than 256 bytes",
     };
     char *slot = (char *)settings + field->offset;
@@ -173,9 +182,8 @@ tutti_status_t tt_config_load(const tt_config_table_t *table,
 {
     memset(settings, 0, table->settings_size);
     for (size_t i = 0; i < table->nfields; i++)
-        TT_CHECK(tt_config_parse_field(&table->fields[i],
-                                       tt_config_effective(&table->fields[i], overrides),
-                                       settings));
+        TT_CHECK(tt_config_parse_field(
+            &table->fields[i], tt_config_effective(&table->fields[i], overrides), settings));
     return TUTTI_OK;
 }
 

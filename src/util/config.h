@@ -46,7 +46,7 @@ typedef struct tt_config_overrides {
     struct tt_config_override {
         char *name;
         char *value;
-    } *items;
+    } * items;
 } tt_config_overrides_t;
 
 /* Parse @p text for @p field into @p settings; logs and fails on a bad value. */

@@ -22,7 +22,7 @@ static const tt_config_field_t log_fields[] = {
 };
 
 const tt_config_table_t tt_log_config_table = {"log", log_fields, TT_ARRAY_SIZE(log_fields),
-                                                sizeof(tt_log_settings_t)};
+                                               sizeof(tt_log_settings_t)};
 
 /* The process's logging state: part of the per-process context. */
 static struct {

@@ -33,14 +33,14 @@ void tt_log(tt_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 
 #define tt_error(...) tt_log(TT_LOG_ERROR, __VA_ARGS__)
 #define tt_warn(...) tt_log(TT_LOG_WARN, __VA_ARGS__)
-#define tt_info(...)                       \
-    do {                                   \
-        if (tt_log_enabled(TT_LOG_INFO))   \
+#define tt_info(...)                          \
+    do {                                      \
+        if (tt_log_enabled(TT_LOG_INFO))      \
             tt_log(TT_LOG_INFO, __VA_ARGS__); \
     } while (0)
-#define tt_debug(...)                       \
-    do {                                    \
-        if (tt_log_enabled(TT_LOG_DEBUG))   \
+#define tt_debug(...)                          \
+    do {                                       \
+        if (tt_log_enabled(TT_LOG_DEBUG))      \
             tt_log(TT_LOG_DEBUG, __VA_ARGS__); \
     } while (0)
 

@@ -9,8 +9,7 @@ const char *tutti_status_string(tutti_status_t status)
 {
     switch (status) {
 #define TT_STATUS_CASE_(name, value, text) \
-    case name:                             \
-        return text;
+    case name: return text;
         TUTTI_STATUS_TABLE(TT_STATUS_CASE_)
 #undef TT_STATUS_CASE_
     }
@@ -31,9 +30,9 @@ static const struct {
     const char *name;
     size_t size;
 } datatypes[TUTTI_NUM_DATATYPES] = {
-    [TUTTI_INT8] = {"int8", 1},     [TUTTI_UINT8] = {"uint8", 1},   [TUTTI_INT32] = {"int32", 4},
-    [TUTTI_UINT32] = {"uint32", 4}, [TUTTI_INT64] = {"int64", 8},   [TUTTI_UINT64] = {"uint64", 8},
-    [TUTTI_FP16] = {"fp16", 2},     [TUTTI_BF16] = {"bf16", 2},     [TUTTI_FP32] = {"fp32", 4},
+    [TUTTI_INT8] = {"int8", 1},     [TUTTI_UINT8] = {"uint8", 1}, [TUTTI_INT32] = {"int32", 4},
+    [TUTTI_UINT32] = {"uint32", 4}, [TUTTI_INT64] = {"int64", 8}, [TUTTI_UINT64] = {"uint64", 8},
+    [TUTTI_FP16] = {"fp16", 2},     [TUTTI_BF16] = {"bf16", 2},   [TUTTI_FP32] = {"fp32", 4},
     [TUTTI_FP64] = {"fp64", 8},
 };
 

@@ -95,8 +95,7 @@ int tt_run_ranks(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s)
             fprintf(stderr, "tt_run_ranks: rank %d killed by signal %d\n", r,
                     WTERMSIG(statuses[r]));
         else
-            fprintf(stderr, "tt_run_ranks: rank %d exited with %d\n", r,
-                    WEXITSTATUS(statuses[r]));
+            fprintf(stderr, "tt_run_ranks: rank %d exited with %d\n", r, WEXITSTATUS(statuses[r]));
     }
     return failed;
 }

@@ -21,7 +21,8 @@ int tt_run_ranks(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s);
 /* Like tt_run_ranks, but returns each rank's raw wait status in @p statuses. */
 int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, int *statuses);
 
-/* Create a communicator for a rank function with @p config (may be NULL); aborts the rank on failure. */
+/* Create a communicator for a rank function with @p config (may be NULL); aborts the rank on
+ * failure. */
 tutti_comm_t tt_test_comm(int rank, int nranks, const tutti_unique_id_t *id, tutti_config_t config);
 
 /* Print a failure message prefixed with the rank and return 1 (for "return tt_fail(...)"). */

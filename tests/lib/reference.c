@@ -511,8 +511,8 @@ void tt_ref_describe(tutti_datatype_t t, uint64_t bits, char *out, size_t out_le
                  (unsigned long long)bits);
 }
 
-int tt_ref_matches(const tt_ref_case_t *c, const void *got, const tt_ref_value_t *want,
-                   char *why, size_t why_len)
+int tt_ref_matches(const tt_ref_case_t *c, const void *got, const tt_ref_value_t *want, char *why,
+                   size_t why_len)
 {
     uint64_t bits = tt_ref_load(c->datatype, got);
     char got_text[80];
@@ -530,8 +530,7 @@ int tt_ref_matches(const tt_ref_case_t *c, const void *got, const tt_ref_value_t
     if (value == want->value || fabs(value - want->value) <= tol)
         return 1;
     tt_ref_describe(c->datatype, bits, got_text, sizeof(got_text));
-    snprintf(why, why_len, "got %s, expected %.17g (tolerance %.3g)", got_text, want->value,
-             tol);
+    snprintf(why, why_len, "got %s, expected %.17g (tolerance %.3g)", got_text, want->value, tol);
     return 0;
 }
 

@@ -73,8 +73,8 @@ void tt_ref_expect(const tt_ref_case_t *c, uint64_t index, tt_ref_value_t *want)
  * Whether @p got (one element, any alignment) is an acceptable result for
  * @p want; if not, describe both in @p why.
  */
-int tt_ref_matches(const tt_ref_case_t *c, const void *got, const tt_ref_value_t *want,
-                   char *why, size_t why_len);
+int tt_ref_matches(const tt_ref_case_t *c, const void *got, const tt_ref_value_t *want, char *why,
+                   size_t why_len);
 
 /* Read one element at @p p (any alignment) as raw bits. */
 uint64_t tt_ref_load(tutti_datatype_t datatype, const void *p);

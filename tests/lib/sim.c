@@ -85,7 +85,8 @@ static void deliver(tt_sim_t *sim, tt_xfer_t *s, tt_xfer_t *r)
         return;
     }
     for (size_t off = 0; off < r->len; off += sim->piece)
-        r->consume(r, (const char *)s->buf + off, off, r->len - off < sim->piece ? r->len - off : sim->piece);
+        r->consume(r, (const char *)s->buf + off, off,
+                   r->len - off < sim->piece ? r->len - off : sim->piece);
 }
 
 static int sim_progress(tt_transport_t *tl, tt_xfer_t **done)
@@ -187,8 +188,7 @@ uint64_t tt_sim_bytes(const tt_sim_t *sim, int from, int to)
 }
 
 tutti_status_t tt_sim_run(tt_sim_t *sim, const tt_schedule_t *const *scheds,
-                          void *(*bases)[TT_BUF_COUNT], const tt_exec_env_t *envs,
-                          unsigned seed)
+                          void *(*bases)[TT_BUF_COUNT], const tt_exec_env_t *envs, unsigned seed)
 {
     int n = sim->n, *order = malloc((size_t)n * sizeof(int));
     tt_exec_t *execs = calloc((size_t)n, sizeof(*execs));

@@ -31,7 +31,6 @@ uint64_t tt_sim_bytes(const tt_sim_t *sim, int from, int to);
  * move any more (deadlock).
  */
 tutti_status_t tt_sim_run(tt_sim_t *sim, const tt_schedule_t *const *scheds,
-                          void *(*bases)[TT_BUF_COUNT], const tt_exec_env_t *envs,
-                          unsigned seed);
+                          void *(*bases)[TT_BUF_COUNT], const tt_exec_env_t *envs, unsigned seed);
 
 #endif

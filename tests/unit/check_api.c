@@ -15,12 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXPECT(rank, call, want)                                                          \
-    do {                                                                                  \
-        tutti_status_t got_ = (call);                                                     \
-        if (got_ != (want))                                                               \
-            return tt_fail(rank, "%s:%d: %s returned %s, expected %s", __FILE__, __LINE__, \
-                           #call, tutti_status_string(got_), tutti_status_string(want));  \
+#define EXPECT(rank, call, want)                                                                  \
+    do {                                                                                          \
+        tutti_status_t got_ = (call);                                                             \
+        if (got_ != (want))                                                                       \
+            return tt_fail(rank, "%s:%d: %s returned %s, expected %s", __FILE__, __LINE__, #call, \
+                           tutti_status_string(got_), tutti_status_string(want));                 \
     } while (0)
 
 static double seconds_since(const struct timespec *t0)
@@ -52,7 +52,8 @@ static int bad_input_rank(int rank, int n, const tutti_unique_id_t *id, void *ar
     memset(out, 0x5a, sizeof(out));
     memcpy(untouched, out, sizeof(out));
 
-    EXPECT(rank, tutti_allreduce(NULL, out, 4, TUTTI_INT32, TUTTI_SUM, comm), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_allreduce(NULL, out, 4, TUTTI_INT32, TUTTI_SUM, comm),
+           TUTTI_ERR_INVALID_ARG);
     EXPECT(rank, tutti_allreduce(in, NULL, 4, TUTTI_INT32, TUTTI_SUM, comm), TUTTI_ERR_INVALID_ARG);
     EXPECT(rank, tutti_allreduce(in, out, 4, (tutti_datatype_t)42, TUTTI_SUM, comm),
            TUTTI_ERR_UNSUPPORTED);
@@ -167,8 +168,8 @@ static int split_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
         for (int r = parity; r < n; r += 2)
             want += r;
         if (sum != want)
-            return tt_fail(rank, "sum over the sub-communicator is %lld, not %lld",
-                           (long long)sum, (long long)want);
+            return tt_fail(rank, "sum over the sub-communicator is %lld, not %lld", (long long)sum,
+                           (long long)want);
     }
     /* Split again; the parent keeps working alongside its children. */
     EXPECT(rank, tutti_comm_split(sub, sub_rank == 0 ? TUTTI_SPLIT_NOCOLOR : 0, 0, NULL, &subsub),

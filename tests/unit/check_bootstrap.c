@@ -149,8 +149,8 @@ static int strangers_rank(int rank, int nranks, const tutti_unique_id_t *uid, vo
     if (silent >= 0)
         close(silent);
     tt_bootstrap_release(bs, 0, tt_deadline_after(20 * TT_NS_PER_S));
-    if (rank == 0 && (!file_contains(log, "refused connection") ||
-                      !file_contains(log, "wrong job secret")))
+    if (rank == 0 &&
+        (!file_contains(log, "refused connection") || !file_contains(log, "wrong job secret")))
         return tt_fail(rank, "the refusals were not logged");
     return 0;
 }

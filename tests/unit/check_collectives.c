@@ -194,8 +194,8 @@ static int root_set(int nranks, int roots[3])
  */
 static void build_cases(case_list_t *l, int nranks, int config)
 {
-    static const coll_t colls[] = {COLL_ALLREDUCE, COLL_REDUCE_SCATTER, COLL_REDUCE,
-                                   COLL_ALLGATHER, COLL_BROADCAST};
+    static const coll_t colls[] = {COLL_ALLREDUCE, COLL_REDUCE_SCATTER, COLL_REDUCE, COLL_ALLGATHER,
+                                   COLL_BROADCAST};
     static const tutti_datatype_t floats[] = {TUTTI_FP16, TUTTI_BF16, TUTTI_FP32, TUTTI_FP64};
     size_t small[5] = {0, 1, 7, (size_t)nranks - 1, (size_t)nranks + 1}, counts[5];
     int nsmall = 0, roots[3], nroots = root_set(nranks, roots);
@@ -218,9 +218,12 @@ static void build_cases(case_list_t *l, int nranks, int config)
                 for (int ri = 0; ri < (has_root(coll) ? nroots : 1); ri++) {
                     for (int in_place = 0; in_place < 2; in_place++) {
                         for (int ci = 0; ci < nsmall; ci++) {
-                            test_case_t c = {.coll = coll, .datatype = (tutti_datatype_t)t,
-                                             .op = (tutti_op_t)op, .count = counts[ci],
-                                             .root = roots[ri], .in_place = in_place};
+                            test_case_t c = {.coll = coll,
+                                             .datatype = (tutti_datatype_t)t,
+                                             .op = (tutti_op_t)op,
+                                             .count = counts[ci],
+                                             .root = roots[ri],
+                                             .in_place = in_place};
                             add_case(l, nranks, config, c);
                         }
                     }
@@ -242,9 +245,12 @@ static void build_cases(case_list_t *l, int nranks, int config)
                            : MEDIUM_COUNT;
         for (int t = 0; t < TUTTI_NUM_DATATYPES; t++) {
             for (int op = 0; op < (is_reduction(coll) ? TUTTI_NUM_OPS : 1); op++) {
-                test_case_t c = {.coll = coll, .datatype = (tutti_datatype_t)t,
-                                 .op = (tutti_op_t)op, .count = count,
-                                 .root = roots[(t + op) % nroots], .in_place = (t + op) % 2};
+                test_case_t c = {.coll = coll,
+                                 .datatype = (tutti_datatype_t)t,
+                                 .op = (tutti_op_t)op,
+                                 .count = count,
+                                 .root = roots[(t + op) % nroots],
+                                 .in_place = (t + op) % 2};
                 add_case(l, nranks, config, c);
             }
         }
@@ -254,9 +260,13 @@ static void build_cases(case_list_t *l, int nranks, int config)
     for (int k = 0; k < 3; k++) {
         for (int t = 0; t < 4; t++) {
             for (int op = 0; op < TUTTI_NUM_OPS; op++) {
-                test_case_t c = {.coll = colls[k], .datatype = floats[t], .op = (tutti_op_t)op,
-                                 .count = 1000 + (size_t)nranks, .root = roots[op % nroots],
-                                 .in_place = op % 2, .repeat = 1};
+                test_case_t c = {.coll = colls[k],
+                                 .datatype = floats[t],
+                                 .op = (tutti_op_t)op,
+                                 .count = 1000 + (size_t)nranks,
+                                 .root = roots[op % nroots],
+                                 .in_place = op % 2,
+                                 .repeat = 1};
                 c.inputs = TT_REF_SPECIAL;
                 add_case(l, nranks, config, c);
                 if (op == TUTTI_MIN || op == TUTTI_MAX)
@@ -283,9 +293,11 @@ static void build_cases(case_list_t *l, int nranks, int config)
     for (int t = 0, n = 0; t < TUTTI_NUM_DATATYPES; t++) {
         for (size_t k = 0; k < sizeof(colls) / sizeof(colls[0]); k++) {
             coll_t coll = colls[k];
-            test_case_t c = {.coll = coll, .datatype = (tutti_datatype_t)t,
+            test_case_t c = {.coll = coll,
+                             .datatype = (tutti_datatype_t)t,
                              .op = (tutti_op_t)((t + 2 * (int)k) % TUTTI_NUM_OPS),
-                             .root = roots[(t + (int)k) % nroots], .in_place = (t + (int)k) % 2,
+                             .root = roots[(t + (int)k) % nroots],
+                             .in_place = (t + (int)k) % 2,
                              .large = 1};
             if (config != CONFIG_BANDWIDTH && n++ % 3 != 0)
                 continue;
@@ -330,7 +342,8 @@ static void describe_case(const test_case_t *c, size_t index, int nranks, int co
              "seed %016llx, N=%d, %s",
              index, coll_names[c->coll], tt_ref_datatype_name(c->datatype), op, c->count, root,
              c->count == 0 && c->in_place ? "NULL buffers"
-                                          : c->in_place ? "in place" : "out of place",
+             : c->in_place                ? "in place"
+                                          : "out of place",
              mode_names[c->mode], c->send_skew, c->recv_skew, input_names[c->inputs],
              (unsigned long long)c->seed, nranks, cfg);
 }
@@ -415,8 +428,7 @@ static int arena_untouched(const arena_t *a, long *offset_p)
 
     if (a->mem == NULL)
         return 1;
-    if (memcmp(a->mem, a->snap, lo) == 0 &&
-        memcmp(a->mem + hi, a->snap + hi, a->mem_len - hi) == 0)
+    if (memcmp(a->mem, a->snap, lo) == 0 && memcmp(a->mem + hi, a->snap + hi, a->mem_len - hi) == 0)
         return 1;
     for (size_t i = 0; i < a->mem_len; i++) {
         if ((i < lo || i >= hi) && a->mem[i] != a->snap[i]) {
@@ -522,10 +534,10 @@ static int setup(rank_ctx_t *ctx, const test_case_t *tc, size_t index, inflight_
     if (tc->coll == COLL_BARRIER || (c == 0 && tc->in_place))
         return 0; /* NULL buffers */
 
-#define ARENA(a, elems, skew, salt)                                    \
-    do {                                                               \
-        if (make_arena(ctx, f, (a), (elems), (skew), (salt)) != 0)     \
-            return 1;                                                  \
+#define ARENA(a, elems, skew, salt)                                \
+    do {                                                           \
+        if (make_arena(ctx, f, (a), (elems), (skew), (salt)) != 0) \
+            return 1;                                              \
     } while (0)
 
     switch (tc->coll) {
@@ -716,8 +728,8 @@ static int check_reduced(rank_ctx_t *ctx, inflight_t *f, const unsigned char *go
 }
 
 /* Compare result element @p i with element @p input_index of rank @p src's input, bitwise. */
-static int check_copied(rank_ctx_t *ctx, inflight_t *f, const unsigned char *got, size_t i,
-                        int src, uint64_t input_index)
+static int check_copied(rank_ctx_t *ctx, inflight_t *f, const unsigned char *got, size_t i, int src,
+                        uint64_t input_index)
 {
     uint64_t want = tt_ref_input(&f->ref, src, input_index);
     uint64_t bits = tt_ref_load(f->ref.datatype, got);
@@ -727,8 +739,8 @@ static int check_copied(rank_ctx_t *ctx, inflight_t *f, const unsigned char *got
         return 0;
     tt_ref_describe(f->ref.datatype, bits, got_text, sizeof(got_text));
     tt_ref_describe(f->ref.datatype, want, want_text, sizeof(want_text));
-    return rank_fail(ctx, f, "result element %zu (rank %d's element %llu): got %s, expected %s",
-                     i, src, (unsigned long long)input_index, got_text, want_text);
+    return rank_fail(ctx, f, "result element %zu (rank %d's element %llu): got %s, expected %s", i,
+                     src, (unsigned long long)input_index, got_text, want_text);
 }
 
 /* Everything one rank can check about a completed call. */
@@ -759,8 +771,8 @@ static int verify(rank_ctx_t *ctx, inflight_t *f, int record_hash)
     }
     if (f->result == NULL)
         return 0;
-    if (record_hash && (tc->coll == COLL_ALLREDUCE || tc->coll == COLL_ALLGATHER ||
-                        tc->coll == COLL_BROADCAST))
+    if (record_hash &&
+        (tc->coll == COLL_ALLREDUCE || tc->coll == COLL_ALLGATHER || tc->coll == COLL_BROADCAST))
         ctx->shared->hashes[f->index][r] = tt_ref_hash(f->result, f->result_len);
     if (tc->inputs == TT_REF_SPECIAL && is_reduction(tc->coll))
         return 0; /* no reference: only determinism and agreement */
@@ -952,7 +964,7 @@ START_TEST(test_reference_half)
         double value;
         uint16_t bf16;
     } bf16_cases[] = {
-        {1.0, 0x3f80}, {1 + 0x1p-8, 0x3f80}, {1 + 0x3p-8, 0x3f82}, {-3.0, 0xc040},
+        {1.0, 0x3f80},      {1 + 0x1p-8, 0x3f80}, {1 + 0x3p-8, 0x3f82}, {-3.0, 0xc040},
         {0x1p-133, 0x0001}, {0x1.fep127, 0x7f7f}, {0x1.ffp127, 0x7f80},
     };
 
@@ -990,7 +1002,7 @@ static __int128 signed_value(uint64_t bits, int width)
  */
 START_TEST(test_reference_integers)
 {
-    static const tutti_datatype_t types[] = {TUTTI_INT8,  TUTTI_UINT8, TUTTI_INT32,
+    static const tutti_datatype_t types[] = {TUTTI_INT8,   TUTTI_UINT8, TUTTI_INT32,
                                              TUTTI_UINT32, TUTTI_INT64, TUTTI_UINT64};
     static const int sizes[] = {1, 3, 8};
 
@@ -1001,7 +1013,7 @@ START_TEST(test_reference_integers)
         unsigned __int128 modulus = (unsigned __int128)1 << width;
         for (int op = 0; op < TUTTI_NUM_OPS; op++) {
             for (int si = 0; si < 3; si++) {
-                tt_ref_case_t c = {t, (tutti_op_t)op, 1, TT_REF_EXACT, 77 + (uint64_t)op,
+                tt_ref_case_t c = {t,        (tutti_op_t)op, 1, TT_REF_EXACT, 77 + (uint64_t)op,
                                    sizes[si]};
                 for (uint64_t i = 0; i < 300; i++) {
                     __int128 acc = 0, v;
@@ -1077,8 +1089,8 @@ END_TEST
 static void run_config(int config, int nranks)
 {
     case_list_t list = {calloc(MAX_CASES, sizeof(test_case_t)), 0, 0};
-    shared_t *shared = mmap(NULL, sizeof(shared_t), PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    shared_t *shared =
+        mmap(NULL, sizeof(shared_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     run_arg_t arg;
     struct timespec t0, t1;
     int failed, mismatches = 0;
@@ -1091,8 +1103,8 @@ static void run_config(int config, int nranks)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     failed = tt_run_ranks(nranks, rank_main, &arg, RANK_TIMEOUT_S);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("collectives: N=%d %-9s %4zu cases in %5.2f s%s\n", nranks, configs[config].name,
-           list.n, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9,
+    printf("collectives: N=%d %-9s %4zu cases in %5.2f s%s\n", nranks, configs[config].name, list.n,
+           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9,
            failed ? " (FAILED)" : "");
     fflush(stdout);
 
@@ -1101,8 +1113,8 @@ static void run_config(int config, int nranks)
         const test_case_t *c = &list.cases[i];
         const uint64_t *h = shared->hashes[i];
         int differ = 0;
-        if (c->count == 0 || (c->coll != COLL_ALLREDUCE && c->coll != COLL_ALLGATHER &&
-                              c->coll != COLL_BROADCAST))
+        if (c->count == 0 ||
+            (c->coll != COLL_ALLREDUCE && c->coll != COLL_ALLGATHER && c->coll != COLL_BROADCAST))
             continue;
         for (int r = 0; r < nranks; r++)
             differ |= h[r] == 0 || h[r] != h[0];

@@ -25,7 +25,7 @@
 typedef struct fault_board {
     int victim;
     pid_t pids[16];
-    double killed_at;       /* monotonic seconds, written by the victim just before dying */
+    double killed_at;         /* monotonic seconds, written by the victim just before dying */
     double noticed_after[16]; /* per survivor: seconds from the kill to its failed call */
 } fault_board_t;
 
@@ -96,8 +96,8 @@ static int leftover_segments(const fault_board_t *board, int n)
 
 static void kill_one_of(int n, int victim)
 {
-    fault_board_t *board = mmap(NULL, sizeof(*board), PROT_READ | PROT_WRITE,
-                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    fault_board_t *board =
+        mmap(NULL, sizeof(*board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     int statuses[256];
 
     memset(board, 0, sizeof(*board));

@@ -104,18 +104,10 @@ static uint64_t load_bits(const void *buf, size_t size, size_t i)
     uint64_t u64;
 
     switch (size) {
-    case 1:
-        memcpy(&u8, p, 1);
-        return u8;
-    case 2:
-        memcpy(&u16, p, 2);
-        return u16;
-    case 4:
-        memcpy(&u32, p, 4);
-        return u32;
-    default:
-        memcpy(&u64, p, 8);
-        return u64;
+    case 1: memcpy(&u8, p, 1); return u8;
+    case 2: memcpy(&u16, p, 2); return u16;
+    case 4: memcpy(&u32, p, 4); return u32;
+    default: memcpy(&u64, p, 8); return u64;
     }
 }
 
@@ -127,18 +119,10 @@ static void store_bits(void *buf, size_t size, size_t i, uint64_t v)
     uint32_t u32 = (uint32_t)v;
 
     switch (size) {
-    case 1:
-        memcpy(p, &u8, 1);
-        break;
-    case 2:
-        memcpy(p, &u16, 2);
-        break;
-    case 4:
-        memcpy(p, &u32, 4);
-        break;
-    default:
-        memcpy(p, &v, 8);
-        break;
+    case 1: memcpy(p, &u8, 1); break;
+    case 2: memcpy(p, &u16, 2); break;
+    case 4: memcpy(p, &u32, 4); break;
+    default: memcpy(p, &v, 8); break;
     }
 }
 
@@ -249,19 +233,13 @@ static uint64_t ref_int(int width, int is_signed, tutti_op_t op, uint64_t a, uin
             y -= half * 2;
     }
     switch (op) {
-    case TUTTI_SUM:
-        r = x + y;
-        break;
+    case TUTTI_SUM: r = x + y; break;
     case TUTTI_PROD:
         /* Modulo 2^128 is modulo 2^width too. */
         r = (__int128)((unsigned __int128)x * (unsigned __int128)y & mask);
         break;
-    case TUTTI_MIN:
-        r = x < y ? x : y;
-        break;
-    case TUTTI_MAX:
-        r = x > y ? x : y;
-        break;
+    case TUTTI_MIN: r = x < y ? x : y; break;
+    case TUTTI_MAX: r = x > y ? x : y; break;
     case TUTTI_AVG:
         /* The sum wrapped to the element type, then divided truncating toward zero. */
         s = (__int128)((unsigned __int128)(x + y) & mask);
@@ -269,8 +247,7 @@ static uint64_t ref_int(int width, int is_signed, tutti_op_t op, uint64_t a, uin
             s -= half * 2;
         r = s / (__int128)divisor;
         break;
-    default:
-        break;
+    default: break;
     }
     return (uint64_t)((unsigned __int128)r & mask);
 }
@@ -319,18 +296,12 @@ static uint64_t ref_elem(tutti_datatype_t dt, tutti_op_t op, uint64_t a, uint64_
                          uint32_t divisor)
 {
     switch (dt) {
-    case TUTTI_INT8:
-        return ref_int(8, 1, op, a, b, divisor);
-    case TUTTI_UINT8:
-        return ref_int(8, 0, op, a, b, divisor);
-    case TUTTI_INT32:
-        return ref_int(32, 1, op, a, b, divisor);
-    case TUTTI_UINT32:
-        return ref_int(32, 0, op, a, b, divisor);
-    case TUTTI_INT64:
-        return ref_int(64, 1, op, a, b, divisor);
-    case TUTTI_UINT64:
-        return ref_int(64, 0, op, a, b, divisor);
+    case TUTTI_INT8: return ref_int(8, 1, op, a, b, divisor);
+    case TUTTI_UINT8: return ref_int(8, 0, op, a, b, divisor);
+    case TUTTI_INT32: return ref_int(32, 1, op, a, b, divisor);
+    case TUTTI_UINT32: return ref_int(32, 0, op, a, b, divisor);
+    case TUTTI_INT64: return ref_int(64, 1, op, a, b, divisor);
+    case TUTTI_UINT64: return ref_int(64, 0, op, a, b, divisor);
     case TUTTI_FP16:
         return ref_encode(fmt_fp16, ref_fp32(op, ref_decode(fmt_fp16, (uint16_t)a, 1),
                                              ref_decode(fmt_fp16, (uint16_t)b, 1), (float)divisor));
@@ -339,10 +310,8 @@ static uint64_t ref_elem(tutti_datatype_t dt, tutti_op_t op, uint64_t a, uint64_
                                              ref_decode(fmt_bf16, (uint16_t)b, 0), (float)divisor));
     case TUTTI_FP32:
         return f32_bits(ref_fp32(op, f32_from((uint32_t)a), f32_from((uint32_t)b), (float)divisor));
-    case TUTTI_FP64:
-        return f64_bits(ref_fp64(op, f64_from(a), f64_from(b), (double)divisor));
-    default:
-        return 0;
+    case TUTTI_FP64: return f64_bits(ref_fp64(op, f64_from(a), f64_from(b), (double)divisor));
+    default: return 0;
     }
 }
 
@@ -371,23 +340,30 @@ static const uint64_t specials_fp64[] = {
     0x7fefffffffffffff, 0xffefffffffffffff, 0x3ff0000000000000, 0xbff0000000000000,
 };
 static const uint64_t specials_int[] = {
-    0, 1, 2, 3, 0x7f, 0x80, 0xff, 0x7fffffff, 0x80000000, 0xffffffff,
-    0x7fffffffffffffff, 0x8000000000000000, 0xffffffffffffffff, 0xfffffffffffffffe,
+    0,
+    1,
+    2,
+    3,
+    0x7f,
+    0x80,
+    0xff,
+    0x7fffffff,
+    0x80000000,
+    0xffffffff,
+    0x7fffffffffffffff,
+    0x8000000000000000,
+    0xffffffffffffffff,
+    0xfffffffffffffffe,
 };
 
 static uint64_t special(tutti_datatype_t dt, uint64_t r)
 {
     switch (dt) {
-    case TUTTI_FP16:
-        return specials_fp16[r % (sizeof(specials_fp16) / sizeof(specials_fp16[0]))];
-    case TUTTI_BF16:
-        return specials_bf16[r % (sizeof(specials_bf16) / sizeof(specials_bf16[0]))];
-    case TUTTI_FP32:
-        return specials_fp32[r % (sizeof(specials_fp32) / sizeof(specials_fp32[0]))];
-    case TUTTI_FP64:
-        return specials_fp64[r % (sizeof(specials_fp64) / sizeof(specials_fp64[0]))];
-    default:
-        return specials_int[r % (sizeof(specials_int) / sizeof(specials_int[0]))];
+    case TUTTI_FP16: return specials_fp16[r % (sizeof(specials_fp16) / sizeof(specials_fp16[0]))];
+    case TUTTI_BF16: return specials_bf16[r % (sizeof(specials_bf16) / sizeof(specials_bf16[0]))];
+    case TUTTI_FP32: return specials_fp32[r % (sizeof(specials_fp32) / sizeof(specials_fp32[0]))];
+    case TUTTI_FP64: return specials_fp64[r % (sizeof(specials_fp64) / sizeof(specials_fp64[0]))];
+    default: return specials_int[r % (sizeof(specials_int) / sizeof(specials_int[0]))];
     }
 }
 
@@ -408,22 +384,12 @@ static void fill_pairs(tutti_datatype_t dt, void *a, void *b, size_t n, rng_t *g
 
         x = (r & 3) == 0 ? special(dt, r >> 8) : rng_next(g) & mask;
         switch ((r >> 2) & 7) {
-        case 0:
-            y = x;
-            break;
-        case 1:
-            y = x ^ sign;
-            break;
-        case 2:
-            y = x ^ ((r >> 40) & 7);
-            break;
+        case 0: y = x; break;
+        case 1: y = x ^ sign; break;
+        case 2: y = x ^ ((r >> 40) & 7); break;
         case 3:
-        case 4:
-            y = special(dt, r >> 16);
-            break;
-        default:
-            y = rng_next(g) & mask;
-            break;
+        case 4: y = special(dt, r >> 16); break;
+        default: y = rng_next(g) & mask; break;
         }
         store_bits(a, size, i, x);
         store_bits(b, size, i, y);
@@ -1251,21 +1217,15 @@ START_TEST(test_divide)
                  * into +0), so divide directly, in fp32 for 16-bit formats.
                  */
                 switch (dt) {
-                case TUTTI_FP32:
-                    want = f32_bits(f32_from((uint32_t)x) / (float)div);
-                    break;
-                case TUTTI_FP64:
-                    want = f64_bits(f64_from(x) / (double)div);
-                    break;
+                case TUTTI_FP32: want = f32_bits(f32_from((uint32_t)x) / (float)div); break;
+                case TUTTI_FP64: want = f64_bits(f64_from(x) / (double)div); break;
                 case TUTTI_FP16:
                     want = ref_encode(fmt_fp16, ref_decode(fmt_fp16, (uint16_t)x, 1) / (float)div);
                     break;
                 case TUTTI_BF16:
                     want = ref_encode(fmt_bf16, ref_decode(fmt_bf16, (uint16_t)x, 0) / (float)div);
                     break;
-                default:
-                    want = ref_elem(dt, TUTTI_AVG, x, 0, div);
-                    break;
+                default: want = ref_elem(dt, TUTTI_AVG, x, 0, div); break;
                 }
                 EXPECT(got == want, "divide %s by %u: element %zu: %#llx -> %#llx, want %#llx",
                        dt_names[dt], div, i, (unsigned long long)x, (unsigned long long)got,

@@ -32,7 +32,7 @@ typedef struct world {
     void *(*bases)[TT_BUF_COUNT];
     tt_exec_env_t *envs;
     uint64_t **send, **recv;
-    uint64_t **owned; /* [2 * rank + k]: the allocations behind send and recv */
+    uint64_t **owned;         /* [2 * rank + k]: the allocations behind send and recv */
     tt_transport_t ***routes; /* [rank][peer] */
     tt_sim_t *sim;
 } world_t;
@@ -94,8 +94,8 @@ static void world_init(world_t *w, tt_coll_kind_t kind, int n, uint64_t count, s
         w->bases[r][TT_BUF_RECV] = w->recv[r];
         w->bases[r][TT_BUF_SCRATCH] = malloc(w->scheds[r].scratch_bytes + 1);
         w->envs[r].route = w->routes[r];
-        w->envs[r].reduce = tt_reduce_kernel(TT_REDUCE_ISA_AUTO, TUTTI_UINT64,
-                                             op == TUTTI_AVG ? TUTTI_SUM : op);
+        w->envs[r].reduce =
+            tt_reduce_kernel(TT_REDUCE_ISA_AUTO, TUTTI_UINT64, op == TUTTI_AVG ? TUTTI_SUM : op);
         w->envs[r].reduce_final = tt_reduce_kernel(TT_REDUCE_ISA_AUTO, TUTTI_UINT64, op);
         w->envs[r].divisor = (uint32_t)n;
     }
@@ -157,8 +157,8 @@ static void check_results(const world_t *w, int root, const char *what)
     }
 }
 
-static void run_case(tt_coll_kind_t kind, int n, uint64_t count, size_t chunk, int algo,
-                     int root, int in_place, unsigned seed)
+static void run_case(tt_coll_kind_t kind, int n, uint64_t count, size_t chunk, int algo, int root,
+                     int in_place, unsigned seed)
 {
     char what[160];
     world_t w;
@@ -174,9 +174,8 @@ static void run_case(tt_coll_kind_t kind, int n, uint64_t count, size_t chunk, i
     world_fini(&w);
 }
 
-static const tt_coll_kind_t kinds[] = {TT_COLL_ALLREDUCE, TT_COLL_REDUCE_SCATTER,
-                                       TT_COLL_ALLGATHER, TT_COLL_BROADCAST, TT_COLL_REDUCE,
-                                       TT_COLL_BARRIER};
+static const tt_coll_kind_t kinds[] = {TT_COLL_ALLREDUCE, TT_COLL_REDUCE_SCATTER, TT_COLL_ALLGATHER,
+                                       TT_COLL_BROADCAST, TT_COLL_REDUCE,         TT_COLL_BARRIER};
 
 /* Every collective, both algorithm families, many sizes and shapes; _i is the rank count. */
 START_TEST(every_algorithm_every_shape)
@@ -198,8 +197,8 @@ START_TEST(every_algorithm_every_shape)
                             if (ro > 0 && kinds[k] != TT_COLL_BROADCAST &&
                                 kinds[k] != TT_COLL_REDUCE)
                                 break;
-                            run_case(kinds[k], n, counts[c], chunks[ch], algo, roots[ro],
-                                     in_place, seed++);
+                            run_case(kinds[k], n, counts[c], chunks[ch], algo, roots[ro], in_place,
+                                     seed++);
                         }
                 }
 }
@@ -261,7 +260,8 @@ START_TEST(average_divides_once)
                                  tt_coll_kind_names[avg_kinds[k]], n);
                 for (int r = 0; r < n; r++)
                     for (uint64_t i = 0; i < recv_elems(&w.desc); i++) {
-                        uint64_t off = avg_kinds[k] == TT_COLL_REDUCE_SCATTER ? (uint64_t)r * 37 : 0;
+                        uint64_t off =
+                            avg_kinds[k] == TT_COLL_REDUCE_SCATTER ? (uint64_t)r * 37 : 0;
                         if (avg_kinds[k] == TT_COLL_REDUCE && r != 0)
                             continue;
                         if (w.recv[r][i] != sum_of(n, off, i) / (uint64_t)n)
@@ -292,7 +292,8 @@ START_TEST(floats_bitwise_identical_on_all_ranks)
                 void *(*bases)[TT_BUF_COUNT] = calloc((size_t)n, sizeof(*bases));
                 tt_exec_env_t *envs = calloc((size_t)n, sizeof(*envs));
                 tt_transport_t ***routes = calloc((size_t)n, sizeof(*routes));
-                double **in = calloc((size_t)n, sizeof(*in)), **out = calloc((size_t)n, sizeof(*out));
+                double **in = calloc((size_t)n, sizeof(*in)),
+                       **out = calloc((size_t)n, sizeof(*out));
 
                 for (int r = 0; r < n; r++) {
                     d.rank = r;

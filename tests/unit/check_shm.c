@@ -46,8 +46,8 @@ static int64_t deadline_s(int s)
 }
 
 /* Join the job and wire a shm transport to every rank (all on this host). */
-static tutti_status_t open_links(int rank, int n, const tutti_unique_id_t *uid,
-                                 const shm_case_t *c, link_set_t *ls)
+static tutti_status_t open_links(int rank, int n, const tutti_unique_id_t *uid, const shm_case_t *c,
+                                 link_set_t *ls)
 {
     tt_bootstrap_settings_t bs_settings = {20 * TT_NS_PER_S, "127.0.0.1:0"};
     tt_bootstrap_id_t id;
@@ -137,9 +137,8 @@ static void copy_consumer(tt_xfer_t *x, const void *data, size_t offset, size_t 
     *expected_offset = offset + len;
 }
 
-static const size_t sizes[] = {0,     1,     63,    64,         65,           2047,
-                               32767, 32768, 32769, 64 * 1024 - 1, 64 * 1024, 3 * 32768 + 5,
-                               1000003};
+static const size_t sizes[] = {
+    0, 1, 63, 64, 65, 2047, 32767, 32768, 32769, 64 * 1024 - 1, 64 * 1024, 3 * 32768 + 5, 1000003};
 
 /* Every rank sends every size to every other rank, all posted at once, both ways. */
 static int exchange_rank(int rank, int n, const tutti_unique_id_t *uid, void *arg)

@@ -53,10 +53,9 @@ static const tt_config_field_t test_fields[] = {
     {"UTEST_NUMBER", "7", "a number", TT_CFG_UINT, offsetof(test_settings_t, number), NULL},
     {"UTEST_SIZE", "64K", "a size", TT_CFG_SIZE, offsetof(test_settings_t, size), NULL},
     {"UTEST_FLAG", "yes", "a flag", TT_CFG_BOOL, offsetof(test_settings_t, flag), NULL},
-    {"UTEST_DURATION", "250ms", "a duration", TT_CFG_DURATION,
-     offsetof(test_settings_t, duration), NULL},
-    {"UTEST_CHOICE", "green", "a choice", TT_CFG_ENUM, offsetof(test_settings_t, choice),
-     choices},
+    {"UTEST_DURATION", "250ms", "a duration", TT_CFG_DURATION, offsetof(test_settings_t, duration),
+     NULL},
+    {"UTEST_CHOICE", "green", "a choice", TT_CFG_ENUM, offsetof(test_settings_t, choice), choices},
     {"UTEST_TEXT", "hello", "a text", TT_CFG_STRING, offsetof(test_settings_t, text), NULL},
 };
 static const tt_config_table_t test_table = {"utest", test_fields, TT_ARRAY_SIZE(test_fields),
@@ -105,8 +104,8 @@ START_TEST(config_rejects_bad_values)
         int field;
         const char *text;
     } bad[] = {
-        {0, "-1"}, {0, "12x"}, {0, ""},   {1, "1T"},  {1, "K"},   {2, "maybe"},
-        {3, "5h"}, {3, "-2s"}, {4, "pink"}, {1, "99999999999999999999"},
+        {0, "-1"},    {0, "12x"}, {0, ""},    {1, "1T"},   {1, "K"},
+        {2, "maybe"}, {3, "5h"},  {3, "-2s"}, {4, "pink"}, {1, "99999999999999999999"},
     };
     test_settings_t s;
     for (size_t i = 0; i < TT_ARRAY_SIZE(bad); i++)
@@ -170,7 +169,8 @@ START_TEST(sha256_vectors)
     /* One million 'a', fed in odd pieces. */
     tt_sha256_init(&ctx);
     for (int left = 1000000; left > 0;) {
-        static const char as[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        static const char as[] =
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
         int n = left < 71 ? left : 71;
         tt_sha256_update(&ctx, as, (size_t)n);
         left -= n;

@@ -67,8 +67,8 @@ static const tt_config_field_t shm_fields[] = {
      "out of the FIFO)",
      TT_CFG_BOOL, offsetof(shm_settings_t, cma_for_reduce), NULL},
     {"SHM_CMA_PIECE", "128K",
-     "single-copy reads of data to combine go through a bounce buffer of this size",
-     TT_CFG_SIZE, offsetof(shm_settings_t, cma_piece), NULL},
+     "single-copy reads of data to combine go through a bounce buffer of this size", TT_CFG_SIZE,
+     offsetof(shm_settings_t, cma_piece), NULL},
 };
 
 static const tt_config_table_t shm_config_table = {"shm", shm_fields, TT_ARRAY_SIZE(shm_fields),
@@ -91,9 +91,9 @@ _Static_assert(sizeof(shm_slot_header_t) == SHM_SLOT_HEADER_BYTES, "one cache li
 
 /* One direction of one pair; lives in the receiver's segment. */
 typedef struct shm_fifo {
-    _Alignas(TT_CACHE_LINE) _Atomic uint64_t tail; /* receiver: slots consumed */
+    _Alignas(TT_CACHE_LINE) _Atomic uint64_t tail;      /* receiver: slots consumed */
     _Alignas(TT_CACHE_LINE) _Atomic uint64_t rndv_done; /* receiver: single-copy reads done */
-    _Alignas(TT_CACHE_LINE) int32_t cma_ok; /* receiver can read the sender's memory */
+    _Alignas(TT_CACHE_LINE) int32_t cma_ok;             /* receiver can read the sender's memory */
 } shm_fifo_t;
 
 typedef struct shm_segment_header {
@@ -106,7 +106,7 @@ typedef struct shm_address {
     char name[TT_SHM_NAME_MAX];
     int32_t pid;
     uint64_t segment_size;
-    uint64_t probe_addr;  /* a word peers read to test single-copy */
+    uint64_t probe_addr; /* a word peers read to test single-copy */
     uint64_t probe_value;
 } shm_address_t;
 
@@ -128,8 +128,8 @@ typedef struct shm_peer {
     int watch;
     void *segment; /* the peer's segment, mapped */
     size_t segment_size;
-    shm_channel_t out; /* we write, the peer reads */
-    shm_channel_t in;  /* the peer writes, we read */
+    shm_channel_t out;                /* we write, the peer reads */
+    shm_channel_t in;                 /* the peer writes, we read */
     uint64_t out_head, out_tail_seen; /* our next slot, and the peer's tail when we last looked */
     shm_queue_t sends, awaiting_reader, recvs;
     uint64_t rndv_posted;
@@ -271,8 +271,8 @@ static tutti_status_t shm_create(const tt_transport_params_t *params, void *addr
     tt_shm_segment_sweep();
     tl->segment_size =
         SHM_PAGE + (size_t)params->npeers * fifo_bytes(tl->settings.slots, tl->settings.slot_size);
-    TT_CHECK_GOTO(tt_shm_segment_create(params->comm_ctx, params->rank, tl->segment_size,
-                                        tl->name, &tl->segment),
+    TT_CHECK_GOTO(tt_shm_segment_create(params->comm_ctx, params->rank, tl->segment_size, tl->name,
+                                        &tl->segment),
                   status, err_free);
     header = tl->segment;
     header->magic = SHM_SEGMENT_MAGIC;
@@ -335,8 +335,8 @@ static tutti_status_t shm_connect(tt_transport_t *super, const void *addresses)
         cma_pairs += p->in.fifo->cma_ok;
         p->watch = tt_peer_watch_open(p->pid);
     }
-    tt_info("shm: connected to %d local peers; single-copy reads from %d of them",
-            tl->npeers - 1, cma_pairs);
+    tt_info("shm: connected to %d local peers; single-copy reads from %d of them", tl->npeers - 1,
+            cma_pairs);
     return TUTTI_OK;
 }
 
@@ -486,8 +486,7 @@ static void fail_peer(shm_peer_t *p, tutti_status_t status, tt_xfer_t **done)
 }
 
 /* Single-copy receive: straight into the buffer, or piece by piece to the consumer. */
-static tutti_status_t read_rndv(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t *x,
-                                uint64_t remote)
+static tutti_status_t read_rndv(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t *x, uint64_t remote)
 {
     if (x->consume == NULL)
         return cma_read(p->pid, x->buf, remote, x->len);
