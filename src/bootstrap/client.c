@@ -465,6 +465,12 @@ tutti_status_t tt_bootstrap_allgather(tt_bootstrap_t *bs, uint64_t ctx, int memb
         connection_lost(bs);
     /* Read in short slices, releasing the lock, so other communicators' all-gathers interleave. */
     while ((item = inbox_take(bs, ctx)) == NULL) {
+        /* A start-up that timed out explains any failure reports that follow it. */
+        if (bs->missing) {
+            tt_error("bootstrap: not every rank arrived in time (the root's log names them)");
+            status = TUTTI_ERR_TIMEOUT;
+            break;
+        }
         if ((failed = failed_member_locked(bs, session_ranks, nmembers, &reason)) >= 0) {
             tt_error("bootstrap: member %d (rank %d) failed during setup: %s", failed,
                      session_ranks != NULL ? session_ranks[failed] : failed, reason);
@@ -474,11 +480,6 @@ tutti_status_t tt_bootstrap_allgather(tt_bootstrap_t *bs, uint64_t ctx, int memb
         if (bs->fd < 0) {
             tt_error("bootstrap: the connection to the rendezvous is gone");
             status = TUTTI_ERR_PEER_FAILED;
-            break;
-        }
-        if (bs->missing) {
-            tt_error("bootstrap: not every rank arrived in time (the root's log names them)");
-            status = TUTTI_ERR_TIMEOUT;
             break;
         }
         if (tt_time_ns() > deadline) {

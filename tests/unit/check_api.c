@@ -9,9 +9,12 @@
 #include "tests/lib/ranks.h"
 #include "tests/lib/unit.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -274,10 +277,24 @@ static int env_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
     return 0;
 }
 
+/* A port nobody listens on right now. */
+static int free_port(void)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    socklen_t len = sizeof(addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+    getsockname(fd, (struct sockaddr *)&addr, &len);
+    port = ntohs(addr.sin_port);
+    close(fd);
+    return port;
+}
+
 START_TEST(init_from_environment)
 {
     char port[16];
-    snprintf(port, sizeof(port), "%d", 20000 + (int)(getpid() % 20000));
+    snprintf(port, sizeof(port), "%d", free_port());
     ck_assert_int_eq(tt_run_ranks(3, env_rank, port, 60), 0);
 }
 END_TEST
