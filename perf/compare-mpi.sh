@@ -1,11 +1,11 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Compare tutti's allreduce with Open MPI's on this host: fp32 sum, latency
 # at 8 B and bus bandwidth at 1 MiB, 16 MiB and 64 MiB. The two run
 # interleaved (tutti, Open MPI, tutti, Open MPI, ...) for R rounds, the same
 # binary code measuring both (tutti-perf and mpi-perf share perf_common.c),
 # and the table shows medians over the rounds.
 #
-#   perf/compare-mpi.sh [-n RANKS] [-r ROUNDS] [-B none|core] [-o CSV]
+#   perf/compare-mpi.sh [-n RANKS] [-r ROUNDS] [-B auto|none|core] [-o CSV]
 #                       [-m 'MPIRUN ARGS'] BUILDDIR
 #
 # BUILDDIR is a configured and built tree (make) where configure found
@@ -15,7 +15,7 @@ set -euo pipefail
 
 nranks=2
 rounds=5
-binding=none
+binding=auto
 csv=compare-mpi.csv
 mpirun_extra=
 sizes=(8 1048576 16777216 67108864)
@@ -25,10 +25,12 @@ usage() {
 usage: compare-mpi.sh [options] BUILDDIR
   -n RANKS       ranks per run (default 2; more than the cores oversubscribes)
   -r ROUNDS      interleaved rounds (default 5)
-  -B none|core   binding of ranks, the same for both libraries (default none):
-                 none lets the kernel place ranks and tutti's progress thread;
-                 core pins rank i to core i mod cores (mpirun --bind-to core,
-                 taskset for tutti)
+  -B auto|none|core
+                 binding of ranks, the same for both libraries: core pins rank
+                 i to core i (mpirun --bind-to core, taskset for tutti; Open
+                 MPI's own default up to 2 ranks); none lets the kernel place
+                 them (mpirun --bind-to none); auto (default) is core when
+                 the ranks fit the cores, else none
   -o CSV         summary file (default compare-mpi.csv); raw samples go to
                  the same name with -raw before .csv
   -m ARGS        extra mpirun arguments, e.g. '--mca btl tcp,self'
@@ -57,7 +59,7 @@ shift $((OPTIND - 1))
 builddir=$1
 [[ $nranks =~ ^[1-9][0-9]*$ ]] || die "-n wants a positive integer"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "-r wants a positive integer"
-[[ $binding == none || $binding == core ]] || die "-B wants none or core"
+[[ $binding == auto || $binding == none || $binding == core ]] || die "-B wants auto, none or core"
 
 # ---------------------------------------------------------------- prerequisites
 run=$builddir/tools/tutti-run
@@ -68,12 +70,15 @@ if [ ! -x "$run" ] || [ ! -x "$tperf" ]; then
 fi
 [ -x "$mperf" ] ||
     die "$mperf is missing: configure did not find mpicc (install an MPI with its compiler wrapper, e.g. Debian's libopenmpi-dev, then re-run configure and make)"
-for tool in mpirun awk sort nproc; do
+for tool in mpirun awk sort sed paste nproc; do
     command -v "$tool" >/dev/null || die "$tool is not on PATH"
 done
 mpirun --version 2>&1 | grep -q "Open MPI" ||
     die "mpirun is not Open MPI's ($(mpirun --version 2>&1 | head -1)); this script compares with Open MPI"
 cores=$(nproc)
+if [ "$binding" = auto ]; then
+    if [ "$nranks" -le "$cores" ]; then binding=core; else binding=none; fi
+fi
 if [ "$binding" = core ]; then
     command -v taskset >/dev/null || die "taskset (util-linux) is needed for -B core"
     [ "$nranks" -le "$cores" ] || die "-B core with $nranks ranks on $cores cores: use -B none"
@@ -160,12 +165,14 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 # ---------------------------------------------------------------- table
-echo "size_bytes,metric,tutti_median,openmpi_median,ratio,verdict" >"$csv"
+echo "size_bytes,metric,tutti_median,openmpi_median,ratio,verdict,tutti_min,tutti_max,openmpi_min,openmpi_max" >"$csv"
 printf '%-8s %-13s %12s %12s  %s\n' "size" "metric" "tutti" "Open MPI" "ratio (tutti vs Open MPI)"
 for size in "${sizes[@]}"; do
     if [ "$size" -eq 8 ]; then col=4 metric="time (us)"; else col=5 metric="busbw (GB/s)"; fi
-    a=$(awk -F, -v s="$size" -v c="$col" '$2 == s && $3 == "tutti" { print $c }' "$raw" | median)
-    b=$(awk -F, -v s="$size" -v c="$col" '$2 == s && $3 == "mpi" { print $c }' "$raw" | median)
+    samples() { awk -F, -v s="$size" -v c="$col" -v l="$1" '$2 == s && $3 == l { print $c }' "$raw"; }
+    a=$(samples tutti | median)
+    b=$(samples mpi | median)
+    spread="$(samples tutti | sort -g | sed -n '1p;$p' | paste -sd,),$(samples mpi | sort -g | sed -n '1p;$p' | paste -sd,)"
     # ratio > 1 means tutti is better: Open MPI time / tutti time, or tutti busbw / Open MPI busbw.
     read -r ratio verdict < <(awk -v a="$a" -v b="$b" -v lat="$((size == 8))" 'BEGIN {
         r = lat ? (a > 0 ? b / a : 0) : (b > 0 ? a / b : 0)
@@ -174,6 +181,6 @@ for size in "${sizes[@]}"; do
         else print "0 n/a" }')
     verdict=${verdict//_/ }
     printf '%-8s %-13s %12.3f %12.3f  %s\n' "$(human "$size")" "$metric" "$a" "$b" "$verdict"
-    echo "$size,$metric,$a,$b,$ratio,$verdict" >>"$csv"
+    echo "$size,$metric,$a,$b,$ratio,$verdict,$spread" >>"$csv"
 done
 echo "# medians of $rounds rounds; out-of-place column; summary in $csv, samples in $raw"

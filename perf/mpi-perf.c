@@ -80,8 +80,7 @@ static int mp_run(void *ctx, const perf_call_t *c)
     case PERF_ALLREDUCE:
         return MPI_Allreduce(c->in_place ? MPI_IN_PLACE : c->sendbuf, c->recvbuf, (int)c->count,
                              mpi_dtype(c->dtype), mpi_op(c->op), MPI_COMM_WORLD);
-    default:
-        return MPI_ERR_OTHER;
+    default: return MPI_ERR_OTHER;
     }
 }
 

@@ -228,8 +228,14 @@ static void store_float(perf_dtype_t dtype, void *buf, size_t i, double v)
     float f = (float)v;
 
     switch (dtype) {
-    case PERF_FP16: h = float_to_fp16(f); memcpy(p, &h, 2); break;
-    case PERF_BF16: h = float_to_bf16(f); memcpy(p, &h, 2); break;
+    case PERF_FP16:
+        h = float_to_fp16(f);
+        memcpy(p, &h, 2);
+        break;
+    case PERF_BF16:
+        h = float_to_bf16(f);
+        memcpy(p, &h, 2);
+        break;
     case PERF_FP32: memcpy(p, &f, 4); break;
     default: memcpy(p, &v, 8); break;
     }
@@ -311,7 +317,8 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 32);
 }
 
-/* Input element @p i of @p rank. Independent of the count, so a buffer filled once serves every size. */
+/* Input element @p i of @p rank. Independent of the count, so a buffer filled once serves every
+ * size. */
 static int64_t input_value(const perf_run_t *run, int rank, size_t i)
 {
     uint64_t h = mix64((uint64_t)i << 20 ^ (uint64_t)(unsigned)rank);
@@ -319,8 +326,7 @@ static int64_t input_value(const perf_run_t *run, int rank, size_t i)
 
     switch (op) {
     case PERF_SUM:
-    case PERF_AVG:
-        return (int64_t)(h % (uint64_t)(run->sum_max + 1));
+    case PERF_AVG: return (int64_t)(h % (uint64_t)(run->sum_max + 1));
     case PERF_PROD: {
         /* Only the ranks in a window of PROD_MAX_TWOS after i may hold a 2. */
         size_t slot = (i + (size_t)rank) % (size_t)run->nranks;
@@ -474,9 +480,21 @@ static int parse_size(const char *text, size_t *bytes_p)
     if (errno != 0 || end == text)
         return -1;
     switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
     default: break;
     }
     if (shift > 0 && (*end == 'i' || *end == 'I'))
@@ -508,7 +526,8 @@ static int find_dtype(const char *name, size_t len)
         if (strlen(dtypes[d].name) == len && strncmp(name, dtypes[d].name, len) == 0)
             return d;
         for (int a = 0; a < 3 && dtypes[d].aliases[a] != NULL; a++)
-            if (strlen(dtypes[d].aliases[a]) == len && strncmp(name, dtypes[d].aliases[a], len) == 0)
+            if (strlen(dtypes[d].aliases[a]) == len &&
+                strncmp(name, dtypes[d].aliases[a], len) == 0)
                 return d;
     }
     return -1;
@@ -664,12 +683,8 @@ static int parse_flags(int argc, char **argv, const char *program, perf_opts_t *
             else
                 o->root = (int)v;
             break;
-        case 'h':
-            usage(stdout, program);
-            return 1;
-        case OPT_CORRUPT:
-            o->corrupt = 1;
-            break;
+        case 'h': usage(stdout, program); return 1;
+        case OPT_CORRUPT: o->corrupt = 1; break;
         default:
             snprintf(flag_text, sizeof(flag_text), "%s: %s", argv[optind - 1],
                      optopt != 0 && strchr("befinwcdor", optopt) != NULL ? "missing value"
@@ -810,8 +825,7 @@ static void print_header(const perf_run_t *run, const char *library)
     } else
         snprintf(step, sizeof(step), "factor %zu", o->factor);
 
-    printf("# %s %s: %d ranks, datatype %s", run->be->program, o->coll->name, run->nranks,
-           types);
+    printf("# %s %s: %d ranks, datatype %s", run->be->program, o->coll->name, run->nranks, types);
     if (o->coll->has_op)
         printf(", op %s", ops);
     printf(", %ld iterations after %ld warm-up, check %s\n", o->iters, o->warmup,
@@ -821,17 +835,15 @@ static void print_header(const perf_run_t *run, const char *library)
     format_size(o->max_bytes, hi, sizeof(hi));
     printf("# sizes %s to %s, %s; time: mean per call over iterations and ranks;"
            " busbw = algbw * %s\n",
-           lo, hi, step,
-           o->coll->kind == PERF_ALLREDUCE ? "2(n-1)/n" : "factor");
+           lo, hi, step, o->coll->kind == PERF_ALLREDUCE ? "2(n-1)/n" : "factor");
     printf("#\n");
     /* The group labels sit over their four columns (the row prefix is 49 wide). */
     printf("#%48s%-37s%s\n", "", "  ---------- out-of-place ---------",
            "  ------------ in-place -----------");
-    printf("# %10s %12s %8s %6s %5s  %10s %8s %8s %6s  %10s %8s %8s %6s\n", "size", "count",
-           "type", "redop", "root", "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw",
-           "#wrong");
-    printf("# %10s %12s %8s %6s %5s  %10s %8s %8s %6s  %10s %8s %8s %6s\n", "(B)", "(elements)",
-           "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
+    printf("# %10s %12s %8s %6s %5s  %10s %8s %8s %6s  %10s %8s %8s %6s\n", "size", "count", "type",
+           "redop", "root", "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong");
+    printf("# %10s %12s %8s %6s %5s  %10s %8s %8s %6s  %10s %8s %8s %6s\n", "(B)", "(elements)", "",
+           "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
     fflush(stdout);
 }
 

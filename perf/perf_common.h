@@ -33,20 +33,10 @@ typedef enum perf_dtype {
 } perf_dtype_t;
 
 /* Reduction operations, in the order of tutti_op_t. */
-typedef enum perf_op {
-    PERF_SUM,
-    PERF_PROD,
-    PERF_MIN,
-    PERF_MAX,
-    PERF_AVG,
-    PERF_NUM_OPS
-} perf_op_t;
+typedef enum perf_op { PERF_SUM, PERF_PROD, PERF_MIN, PERF_MAX, PERF_AVG, PERF_NUM_OPS } perf_op_t;
 
 /* Collectives the benchmark knows. Only allreduce has a row in the table so far. */
-typedef enum perf_coll_kind {
-    PERF_ALLREDUCE,
-    PERF_NUM_COLLS
-} perf_coll_kind_t;
+typedef enum perf_coll_kind { PERF_ALLREDUCE, PERF_NUM_COLLS } perf_coll_kind_t;
 
 /*
  * One call as the benchmark makes it, with counts as the library's API takes
@@ -60,8 +50,8 @@ typedef struct perf_call {
     void *recvbuf;
     size_t count;
     perf_dtype_t dtype;
-    perf_op_t op;  /* reductions only */
-    int root;      /* rooted collectives only */
+    perf_op_t op; /* reductions only */
+    int root;     /* rooted collectives only */
     int in_place;
 } perf_call_t;
 

@@ -15,9 +15,9 @@
 
 /* perf_dtype_t and perf_op_t are separate enums so mpi-perf needs no tutti.h: map by table. */
 static const tutti_datatype_t dtype_map[PERF_NUM_DTYPES] = {
-    [PERF_INT8] = TUTTI_INT8,   [PERF_UINT8] = TUTTI_UINT8, [PERF_INT32] = TUTTI_INT32,
+    [PERF_INT8] = TUTTI_INT8,     [PERF_UINT8] = TUTTI_UINT8, [PERF_INT32] = TUTTI_INT32,
     [PERF_UINT32] = TUTTI_UINT32, [PERF_INT64] = TUTTI_INT64, [PERF_UINT64] = TUTTI_UINT64,
-    [PERF_FP16] = TUTTI_FP16,   [PERF_BF16] = TUTTI_BF16,   [PERF_FP32] = TUTTI_FP32,
+    [PERF_FP16] = TUTTI_FP16,     [PERF_BF16] = TUTTI_BF16,   [PERF_FP32] = TUTTI_FP32,
     [PERF_FP64] = TUTTI_FP64,
 };
 
@@ -63,10 +63,9 @@ static int tp_run(void *ctx, const perf_call_t *c)
 {
     switch (c->kind) {
     case PERF_ALLREDUCE:
-        return tutti_allreduce(c->sendbuf, c->recvbuf, c->count, dtype_map[c->dtype],
-                               op_map[c->op], (tutti_comm_t)ctx);
-    default:
-        return TUTTI_ERR_UNSUPPORTED;
+        return tutti_allreduce(c->sendbuf, c->recvbuf, c->count, dtype_map[c->dtype], op_map[c->op],
+                               (tutti_comm_t)ctx);
+    default: return TUTTI_ERR_UNSUPPORTED;
     }
 }
 

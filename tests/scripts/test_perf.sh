@@ -1,15 +1,15 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Test tutti-perf's checker (never its timings): runs on 3 local ranks must
 # report every row with #wrong 0 and exit 0, and a run that corrupts one
 # result element per check (--corrupt) must report exactly that and exit 1.
 #
 #   tests/scripts/test_perf.sh [BUILDDIR]
 #
-# BUILDDIR is the top build directory (default: $top_builddir, else the
-# current directory, which is where 'make check' runs tests).
+# BUILDDIR is the top build directory (default: $TOP_BUILDDIR, which
+# AM_TESTS_ENVIRONMENT sets, else the current directory).
 set -euo pipefail
 
-builddir=${1:-${top_builddir:-.}}
+builddir=${1:-${TOP_BUILDDIR:-.}}
 run=$builddir/tools/tutti-run
 perf=$builddir/perf/tutti-perf
 nranks=3
