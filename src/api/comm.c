@@ -13,49 +13,54 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The process's live communicators, so that a stale handle gets a clear error. */
+/*
+ * The process's live communicators, so that a stale handle gets a clear
+ * error. Every call checks it, so reading takes no lock: a fixed array of
+ * atomic slots that never moves, scanned up to its high-water mark.
+ */
+#define TT_MAX_COMMS 1024
+
 static struct {
-    pthread_mutex_t lock;
-    tutti_comm_t *live;
-    size_t count, cap;
-} registry = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+    pthread_mutex_t lock; /* serialises writers */
+    _Atomic(tutti_comm_t) live[TT_MAX_COMMS];
+    atomic_int used; /* slots ever used */
+} registry = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static tutti_status_t registry_add(tutti_comm_t comm)
 {
-    tutti_status_t status = TUTTI_OK;
+    int used, slot = -1;
+
     pthread_mutex_lock(&registry.lock);
-    if (registry.count == registry.cap) {
-        size_t cap = registry.cap ? registry.cap * 2 : 8;
-        tutti_comm_t *grown = realloc(registry.live, cap * sizeof(*grown));
-        if (grown == NULL)
-            status = TUTTI_ERR_NO_MEMORY;
-        else {
-            registry.live = grown;
-            registry.cap = cap;
-        }
+    used = atomic_load(&registry.used);
+    for (int i = 0; i < used && slot < 0; i++)
+        if (atomic_load(&registry.live[i]) == NULL)
+            slot = i;
+    if (slot < 0 && used < TT_MAX_COMMS) {
+        slot = used;
+        atomic_store(&registry.used, used + 1);
     }
-    if (status == TUTTI_OK)
-        registry.live[registry.count++] = comm;
+    if (slot >= 0)
+        atomic_store(&registry.live[slot], comm);
     pthread_mutex_unlock(&registry.lock);
-    return status;
+    if (slot < 0) {
+        tt_error("more than %d communicators alive in one process", TT_MAX_COMMS);
+        return TUTTI_ERR_NO_MEMORY;
+    }
+    return TUTTI_OK;
 }
 
 /* Remove @p comm; returns 0 if it was not registered. */
 static int registry_remove(tutti_comm_t comm)
 {
-    int found = 0;
+    int found = 0, used;
+
     pthread_mutex_lock(&registry.lock);
-    for (size_t i = 0; i < registry.count; i++) {
-        if (registry.live[i] == comm) {
-            registry.live[i] = registry.live[--registry.count];
+    used = atomic_load(&registry.used);
+    for (int i = 0; i < used && !found; i++) {
+        if (atomic_load(&registry.live[i]) == comm) {
+            atomic_store(&registry.live[i], NULL);
             found = 1;
-            break;
         }
-    }
-    if (registry.count == 0) {
-        free(registry.live);
-        registry.live = NULL;
-        registry.cap = 0;
     }
     pthread_mutex_unlock(&registry.lock);
     return found;
@@ -63,12 +68,13 @@ static int registry_remove(tutti_comm_t comm)
 
 int tt_comm_valid(tutti_comm_t comm)
 {
-    int found = 0;
-    pthread_mutex_lock(&registry.lock);
-    for (size_t i = 0; i < registry.count && !found; i++)
-        found = registry.live[i] == comm;
-    pthread_mutex_unlock(&registry.lock);
-    return found;
+    int used = atomic_load_explicit(&registry.used, memory_order_acquire);
+    if (comm == NULL)
+        return 0;
+    for (int i = 0; i < used; i++)
+        if (atomic_load_explicit(&registry.live[i], memory_order_acquire) == comm)
+            return 1;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -192,6 +198,7 @@ static tutti_status_t connect_transports(tutti_comm_t comm)
         return TUTTI_ERR_NO_TRANSPORT;
     }
     status = wire_up(comm, shm, peers, npeers, deadline);
+    comm->local_ranks = npeers;
     free(peers);
     if (status == TUTTI_OK)
         tt_info("communicator %#llx: rank %d of %d; all %d ranks on this host over %s",
@@ -251,8 +258,8 @@ tutti_status_t tt_comm_create(tt_bootstrap_t *bs, int rank, int nranks, int *ses
     tt_health_init(&comm->health, bs, comm->session_ranks, rank, nranks, comm->transports,
                    comm->ntransports, 0);
     if (status == TUTTI_OK)
-        status = tt_engine_init(&comm->engine, &comm->exec, comm->transports, comm->ntransports,
-                                &comm->health);
+        status = tt_engine_init(&comm->engine, &comm->exec, comm->local_ranks, comm->transports,
+                                comm->ntransports, &comm->health);
     if (status == TUTTI_OK) {
         status = registry_add(comm);
         if (status != TUTTI_OK)

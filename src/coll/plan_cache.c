@@ -59,8 +59,18 @@ tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_
 
     pthread_mutex_lock(&c->lock);
     c->clock++;
+    /* Training repeats the same call: try the last hit first. */
+    if (c->plans[c->mru] != NULL && same_desc(&c->plans[c->mru]->desc, d)) {
+        plan = c->plans[c->mru];
+        c->last_used[c->mru] = c->clock;
+        atomic_fetch_add(&plan->refs, 1);
+        pthread_mutex_unlock(&c->lock);
+        *plan_p = plan;
+        return TUTTI_OK;
+    }
     for (int i = 0; i < TT_PLAN_CACHE_SIZE; i++) {
         if (c->plans[i] != NULL && same_desc(&c->plans[i]->desc, d)) {
+            c->mru = i;
             c->last_used[i] = c->clock;
             atomic_fetch_add(&c->plans[i]->refs, 1);
             *plan_p = c->plans[i];
@@ -77,6 +87,7 @@ tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_
     pthread_mutex_lock(&c->lock);
     tt_plan_release(c->plans[victim]);
     c->plans[victim] = plan;
+    c->mru = victim;
     c->last_used[victim] = ++c->clock;
     atomic_fetch_add(&plan->refs, 1);
     pthread_mutex_unlock(&c->lock);

@@ -26,6 +26,7 @@ typedef struct tt_plan_cache {
     tt_plan_t *plans[TT_PLAN_CACHE_SIZE];
     uint64_t last_used[TT_PLAN_CACHE_SIZE];
     uint64_t clock;
+    int mru; /* the slot of the last hit */
 } tt_plan_cache_t;
 
 void tt_plan_cache_init(tt_plan_cache_t *c, const tt_coll_settings_t *settings);

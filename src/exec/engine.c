@@ -7,6 +7,7 @@
 #include "util/log.h"
 #include "util/time.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,13 +15,16 @@ static const tt_config_field_t engine_fields[] = {
     {"PROGRESS_THREAD", "yes", "run a progress thread per communicator for nonblocking calls",
      TT_CFG_BOOL, offsetof(tt_engine_settings_t, progress_thread), NULL},
     {"OP_TIMEOUT", "600s",
-     "deadline for one collective; when it passes the communicator fails with TUTTI_ERR_TIMEOUT",
+     "deadline for one collective, from when it starts running; when it passes the "
+     "communicator fails with TUTTI_ERR_TIMEOUT",
      TT_CFG_DURATION, offsetof(tt_engine_settings_t, op_timeout_ns), NULL},
     {"FAILURE_TIMEOUT", "5s",
      "a peer that shows no sign of life for this long is declared failed (keep-alive probes on "
      "the control connection)",
      TT_CFG_DURATION, offsetof(tt_engine_settings_t, failure_timeout_ns), NULL},
-    {"POLL_SPIN", "20us", "busy-poll this long after the last progress before yielding",
+    {"POLL_SPIN", "auto",
+     "busy-poll this long after the last progress before yielding; auto: 20us when this host's "
+     "ranks fit its cores, else 0 (spinning only delays the rank that would answer)",
      TT_CFG_DURATION, offsetof(tt_engine_settings_t, poll_spin_ns), NULL},
     {"POLL_YIELD", "1ms", "then yield the CPU until this long after the last progress",
      TT_CFG_DURATION, offsetof(tt_engine_settings_t, poll_yield_ns), NULL},
@@ -32,6 +36,9 @@ static const tt_config_field_t engine_fields[] = {
 
 const tt_config_table_t tt_engine_config_table = {
     "exec", engine_fields, TT_ARRAY_SIZE(engine_fields), sizeof(tt_engine_settings_t)};
+
+/* How long a waiter spins when the cores are not oversubscribed. */
+#define ENGINE_DEFAULT_SPIN_NS (20 * TT_NS_PER_US)
 
 /* While an operation runs, look for failed peers this often. */
 #define ENGINE_HEALTH_INTERVAL_NS (2 * TT_NS_PER_MS)
@@ -139,9 +146,12 @@ static int progress_once(tt_engine_t *e)
     if (e->active == NULL || (++e->passes & 63) != 0)
         return events;
     health = tt_health_check(e->health, 0);
-    if (health == TUTTI_OK && tt_time_ns() > e->active->deadline) {
+    /* The deadline starts at the first look: most operations end before one. */
+    if (e->active->deadline == 0)
+        e->active->deadline = tt_deadline_after(e->settings.op_timeout_ns);
+    else if (health == TUTTI_OK && tt_time_ns() > e->active->deadline) {
         tt_health_fail(e->health, TUTTI_ERR_TIMEOUT, -1,
-                       "%s did not complete within TUTTI_OP_TIMEOUT (%.1f s)", e->active->name,
+                       "%s did not complete within TUTTI_OP_TIMEOUT (%.3g s)", e->active->name,
                        (double)e->settings.op_timeout_ns / TT_NS_PER_S);
         health = e->health->status;
     }
@@ -176,13 +186,29 @@ static void *progress_thread(void *arg)
     return NULL;
 }
 
-tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings,
+/* The spin that pays off: none when ranks outnumber the cores they share. */
+static int64_t choose_spin(int64_t setting, int local_ranks)
+{
+    cpu_set_t cpus;
+    int ncpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+
+    if (setting != TT_CFG_AUTO)
+        return setting;
+    if (local_ranks > ncpus) {
+        tt_info("%d ranks on %d cores: waiting threads yield at once instead of spinning",
+                local_ranks, ncpus);
+        return 0;
+    }
+    return ENGINE_DEFAULT_SPIN_NS;
+}
+
+tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings, int local_ranks,
                               tt_transport_t *const *transports, int ntransports,
                               tt_health_t *health)
 {
     memset(e, 0, sizeof(*e));
     e->settings = *settings;
-    e->backoff.spin_ns = settings->poll_spin_ns;
+    e->backoff.spin_ns = choose_spin(settings->poll_spin_ns, local_ranks);
     e->backoff.yield_ns = settings->poll_yield_ns;
     e->backoff.max_sleep_ns = TT_MAX(settings->poll_sleep_max_ns, 1000);
     e->transports = transports;
@@ -228,7 +254,7 @@ static tutti_status_t enqueue(tt_engine_t *e, tt_op_t *op)
         return failed;
     atomic_store(&op->status, TUTTI_IN_PROGRESS);
     op->tag = (uint32_t)op->tag | (uint64_t)e->next_seq++ << 32;
-    op->deadline = tt_deadline_after(e->settings.op_timeout_ns);
+    op->deadline = 0;
     op->next = NULL;
     if (e->tail != NULL)
         e->tail->next = op;

@@ -33,7 +33,7 @@ typedef struct tt_op {
     tt_exec_env_t env;
     uint64_t tag;     /* low 32 bits from the poster; the engine adds the sequence number */
     const char *name; /* for logs */
-    int64_t deadline;
+    int64_t deadline; /* 0 until the engine first looks at it */
     atomic_int status; /* a tutti_status_t: TUTTI_IN_PROGRESS until done */
     struct tt_op *next;
 } tt_op_t;
@@ -56,9 +56,13 @@ typedef struct tt_engine {
     pthread_t thread;
 } tt_engine_t;
 
+/*
+ * Start the engine over @p transports. @p local_ranks (ranks sharing this
+ * host) decides how long waiters spin when TUTTI_POLL_SPIN is auto.
+ */
 tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings,
-                              tt_transport_t *const *transports, int ntransports,
-                              tt_health_t *health);
+                              int local_ranks, tt_transport_t *const *transports,
+                              int ntransports, tt_health_t *health);
 
 /* Stop the progress thread; queued and active operations fail with @p status. */
 void tt_engine_fini(tt_engine_t *e, tutti_status_t status);

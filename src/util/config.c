@@ -131,7 +131,15 @@ tutti_status_t tt_config_parse_field(const tt_config_field_t *field, const char 
     case TT_CFG_UINT: status = parse_uint(text, (uint64_t *)(void *)slot); break;
     case TT_CFG_SIZE: status = tt_parse_size(text, (size_t *)(void *)slot); break;
     case TT_CFG_BOOL: status = parse_bool(text, (int *)(void *)slot); break;
-    case TT_CFG_DURATION: status = parse_duration(text, (int64_t *)(void *)slot); break;
+    case TT_CFG_DURATION:
+        /* A duration whose default is "auto" also takes "auto", stored as -1. */
+        if (strcmp(field->default_value, "auto") == 0 && strcmp(text, "auto") == 0) {
+            *(int64_t *)(void *)slot = TT_CFG_AUTO;
+            status = TUTTI_OK;
+        } else {
+            status = parse_duration(text, (int64_t *)(void *)slot);
+        }
+        break;
     case TT_CFG_ENUM: status = parse_enum(text, field->choices, (int *)(void *)slot); break;
     case TT_CFG_STRING:
         status = strlen(text) < TT_CONFIG_STRING_MAX ? TUTTI_OK : TUTTI_ERR_INVALID_ARG;

@@ -13,12 +13,14 @@
 #include <stdint.h>
 
 #define TT_CONFIG_STRING_MAX 256
+#define TT_CFG_AUTO (-1) /* a duration left for the module to choose */
 
 typedef enum tt_cfg_type {
     TT_CFG_UINT,     /* uint64_t */
     TT_CFG_SIZE,     /* size_t; accepts K, M, G suffixes (powers of 1024) */
     TT_CFG_BOOL,     /* int 0/1; accepts 1/0, yes/no, on/off, true/false */
-    TT_CFG_DURATION, /* int64_t nanoseconds; accepts 5s, 250ms, 10us, 2m, or seconds */
+    TT_CFG_DURATION, /* int64_t nanoseconds; accepts 5s, 250ms, 10us, 2m, or seconds;
+                        "auto" (TT_CFG_AUTO) too when that is the default */
     TT_CFG_ENUM,     /* int index into choices */
     TT_CFG_STRING,   /* char[TT_CONFIG_STRING_MAX] */
 } tt_cfg_type_t;

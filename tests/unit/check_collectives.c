@@ -90,6 +90,9 @@ typedef struct config_def {
 enum { CONFIG_LATENCY, CONFIG_BANDWIDTH, CONFIG_PIPELINED, NUM_CONFIGS };
 
 /*
+ * Single-copy reads (TUTTI_SHM_CMA) are on in the latency and bandwidth
+ * configurations (the latter also for data that is combined); the pipelined
+ * one runs everything through the FIFOs, the default.
  * The latency configuration also shrinks the shared-memory FIFOs to 8K, so
  * that medium messages (latency algorithms send whole buffers) stream
  * through them piece by piece: a buffer reused before its send has drained
@@ -100,10 +103,15 @@ enum { CONFIG_LATENCY, CONFIG_BANDWIDTH, CONFIG_PIPELINED, NUM_CONFIGS };
 static const config_def_t configs[NUM_CONFIGS] = {
     [CONFIG_LATENCY] = {"latency",
                         {{"TUTTI_ALGO", "latency"},
+                         {"TUTTI_SHM_CMA", "on"},
                          {"TUTTI_SHM_SLOTS", "2"},
                          {"TUTTI_SHM_SLOT_SIZE", "4K"},
                          {"TUTTI_OP_TIMEOUT", "60s"}}},
-    [CONFIG_BANDWIDTH] = {"bandwidth", {{"TUTTI_ALGO", "bandwidth"}, {"TUTTI_OP_TIMEOUT", "60s"}}},
+    [CONFIG_BANDWIDTH] = {"bandwidth",
+                          {{"TUTTI_ALGO", "bandwidth"},
+                           {"TUTTI_SHM_CMA", "on"},
+                           {"TUTTI_SHM_CMA_FOR_REDUCE", "yes"},
+                           {"TUTTI_OP_TIMEOUT", "60s"}}},
     [CONFIG_PIPELINED] = {"pipelined",
                           {{"TUTTI_ALGO", "bandwidth"},
                            {"TUTTI_CHUNK_SIZE", "4K"},

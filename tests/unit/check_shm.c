@@ -29,9 +29,9 @@ typedef struct shm_case {
 } shm_case_t;
 
 static const shm_case_t cases[] = {
-    {"auto", "32K", "16"},
+    {"on", "32K", "16"},
     {"off", "32K", "16"},
-    {"auto", "64", "2"}, /* tiny FIFO: every message wraps around it many times */
+    {"on", "64", "2"}, /* tiny FIFO: every message wraps around it many times */
 };
 
 typedef struct link_set {

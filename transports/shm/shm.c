@@ -38,7 +38,7 @@
 #define SHM_SLOT_RNDV 2u                        /* single-copy descriptor */
 #define SHM_PAGE 4096
 
-enum { SHM_CMA_AUTO, SHM_CMA_OFF };
+enum { SHM_CMA_ON, SHM_CMA_OFF };
 
 typedef struct shm_settings {
     size_t slots;
@@ -49,16 +49,16 @@ typedef struct shm_settings {
     size_t cma_piece;
 } shm_settings_t;
 
-static const char *const cma_choices[] = {"auto", "off", NULL};
+static const char *const cma_choices[] = {"on", "off", NULL};
 
 static const tt_config_field_t shm_fields[] = {
     {"SHM_SLOTS", "16", "slots in each shared-memory FIFO (one FIFO per pair of local ranks)",
      TT_CFG_SIZE, offsetof(shm_settings_t, slots), NULL},
     {"SHM_SLOT_SIZE", "32K", "payload bytes per FIFO slot", TT_CFG_SIZE,
      offsetof(shm_settings_t, slot_size), NULL},
-    {"SHM_CMA", "auto",
-     "single-copy reads of a peer's buffer with process_vm_readv: auto (where the kernel allows) "
-     "or off",
+    {"SHM_CMA", "off",
+     "single-copy reads of large messages from the sender's buffer (process_vm_readv): on (where "
+     "the kernel allows) or off (two copies through the FIFO, faster on the VMs measured)",
      TT_CFG_ENUM, offsetof(shm_settings_t, cma), cma_choices},
     {"SHM_CMA_THRESHOLD", "64K", "messages of at least this many bytes use single-copy reads",
      TT_CFG_SIZE, offsetof(shm_settings_t, cma_threshold), NULL},
