@@ -58,6 +58,39 @@ typedef struct tt_xfer {
     uint64_t ordinal;
 } tt_xfer_t;
 
+/* A FIFO of transfers linked through their next field, for transports' queues. */
+typedef struct tt_xfer_queue {
+    tt_xfer_t *head, *tail;
+} tt_xfer_queue_t;
+
+static inline void tt_xfer_queue_push(tt_xfer_queue_t *q, tt_xfer_t *x)
+{
+    x->next = NULL;
+    if (q->tail != NULL)
+        q->tail->next = x;
+    else
+        q->head = x;
+    q->tail = x;
+}
+
+/* Remove and return the oldest transfer; the queue must not be empty. */
+static inline tt_xfer_t *tt_xfer_queue_pop(tt_xfer_queue_t *q)
+{
+    tt_xfer_t *x = q->head;
+    q->head = x->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    return x;
+}
+
+/* Mark @p x complete with @p status and push it on the @p done list. */
+static inline void tt_xfer_complete(tt_xfer_t *x, tutti_status_t status, tt_xfer_t **done)
+{
+    x->status = status;
+    x->next = *done;
+    *done = x;
+}
+
 /* A peer or link that went bad. */
 typedef struct tt_link_event {
     int peer;

@@ -6,10 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct queue {
-    tt_xfer_t *head, *tail;
-} queue_t;
-
 typedef struct sim_tl {
     tt_transport_t super;
     tt_sim_t *sim;
@@ -20,30 +16,11 @@ struct tt_sim {
     int n;
     size_t piece;
     sim_tl_t *tls;
-    queue_t *sends;     /* [from * n + to]: posted by from, not yet taken */
-    queue_t *recvs;     /* [from * n + to]: posted by to, not yet filled */
-    queue_t *completed; /* [rank]: sends taken by their receiver, to report */
-    uint64_t *bytes;    /* [from * n + to] */
+    tt_xfer_queue_t *sends;     /* [from * n + to]: posted by from, not yet taken */
+    tt_xfer_queue_t *recvs;     /* [from * n + to]: posted by to, not yet filled */
+    tt_xfer_queue_t *completed; /* [rank]: sends taken by their receiver, to report */
+    uint64_t *bytes;            /* [from * n + to] */
 };
-
-static void push(queue_t *q, tt_xfer_t *x)
-{
-    x->next = NULL;
-    if (q->tail)
-        q->tail->next = x;
-    else
-        q->head = x;
-    q->tail = x;
-}
-
-static tt_xfer_t *pop(queue_t *q)
-{
-    tt_xfer_t *x = q->head;
-    q->head = x->next;
-    if (!q->head)
-        q->tail = NULL;
-    return x;
-}
 
 static sim_tl_t *of(tt_transport_t *tl)
 {
@@ -56,7 +33,7 @@ static tutti_status_t sim_send(tt_transport_t *tl, tt_xfer_t *x)
     if (x->peer < 0 || x->peer >= sim->n || x->peer == of(tl)->rank)
         return TUTTI_ERR_INVALID_ARG;
     x->status = TUTTI_IN_PROGRESS;
-    push(&sim->sends[of(tl)->rank * sim->n + x->peer], x);
+    tt_xfer_queue_push(&sim->sends[of(tl)->rank * sim->n + x->peer], x);
     return TUTTI_OK;
 }
 
@@ -66,15 +43,8 @@ static tutti_status_t sim_recv(tt_transport_t *tl, tt_xfer_t *x)
     if (x->peer < 0 || x->peer >= sim->n || x->peer == of(tl)->rank)
         return TUTTI_ERR_INVALID_ARG;
     x->status = TUTTI_IN_PROGRESS;
-    push(&sim->recvs[x->peer * sim->n + of(tl)->rank], x);
+    tt_xfer_queue_push(&sim->recvs[x->peer * sim->n + of(tl)->rank], x);
     return TUTTI_OK;
-}
-
-static void finish(tt_xfer_t *x, tutti_status_t status, tt_xfer_t **done)
-{
-    x->status = status;
-    x->next = *done;
-    *done = x;
 }
 
 static void deliver(tt_sim_t *sim, tt_xfer_t *s, tt_xfer_t *r)
@@ -95,14 +65,15 @@ static int sim_progress(tt_transport_t *tl, tt_xfer_t **done)
     int me = of(tl)->rank, events = 0;
 
     while (sim->completed[me].head) {
-        tt_xfer_t *x = pop(&sim->completed[me]);
-        finish(x, x->status, done);
+        tt_xfer_t *x = tt_xfer_queue_pop(&sim->completed[me]);
+        tt_xfer_complete(x, x->status, done);
         events++;
     }
     for (int from = 0; from < sim->n; from++) {
-        queue_t *sends = &sim->sends[from * sim->n + me], *recvs = &sim->recvs[from * sim->n + me];
+        tt_xfer_queue_t *sends = &sim->sends[from * sim->n + me],
+                        *recvs = &sim->recvs[from * sim->n + me];
         while (sends->head && recvs->head) {
-            tt_xfer_t *s = pop(sends), *r = pop(recvs);
+            tt_xfer_t *s = tt_xfer_queue_pop(sends), *r = tt_xfer_queue_pop(recvs);
             tutti_status_t status = TUTTI_OK;
             if (s->len != r->len || s->tag != r->tag)
                 status = TUTTI_ERR_PROTOCOL;
@@ -110,8 +81,8 @@ static int sim_progress(tt_transport_t *tl, tt_xfer_t **done)
                 deliver(sim, s, r);
             sim->bytes[from * sim->n + me] += r->len;
             s->status = status;
-            push(&sim->completed[from], s);
-            finish(r, status, done);
+            tt_xfer_queue_push(&sim->completed[from], s);
+            tt_xfer_complete(r, status, done);
             events++;
         }
     }
@@ -132,9 +103,9 @@ static void sim_cancel_all(tt_transport_t *tl, tutti_status_t status, tt_xfer_t 
     int me = of(tl)->rank;
     for (int p = 0; p < sim->n; p++) {
         while (sim->sends[me * sim->n + p].head)
-            finish(pop(&sim->sends[me * sim->n + p]), status, done);
+            tt_xfer_complete(tt_xfer_queue_pop(&sim->sends[me * sim->n + p]), status, done);
         while (sim->recvs[p * sim->n + me].head)
-            finish(pop(&sim->recvs[p * sim->n + me]), status, done);
+            tt_xfer_complete(tt_xfer_queue_pop(&sim->recvs[p * sim->n + me]), status, done);
     }
 }
 
@@ -155,9 +126,9 @@ tt_sim_t *tt_sim_create(int nranks, size_t piece)
     sim->n = nranks;
     sim->piece = piece;
     sim->tls = calloc((size_t)nranks, sizeof(*sim->tls));
-    sim->sends = calloc(links, sizeof(queue_t));
-    sim->recvs = calloc(links, sizeof(queue_t));
-    sim->completed = calloc((size_t)nranks, sizeof(queue_t));
+    sim->sends = calloc(links, sizeof(tt_xfer_queue_t));
+    sim->recvs = calloc(links, sizeof(tt_xfer_queue_t));
+    sim->completed = calloc((size_t)nranks, sizeof(tt_xfer_queue_t));
     sim->bytes = calloc(links, sizeof(uint64_t));
     for (int r = 0; r < nranks; r++) {
         sim->tls[r].super.ops = &sim_ops;

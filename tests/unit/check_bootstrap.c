@@ -155,13 +155,20 @@ static int strangers_rank(int rank, int nranks, const tutti_unique_id_t *uid, vo
     return 0;
 }
 
+/* Run @p fn on @p n ranks with a fresh log file path as its argument. */
+static int run_with_log(int n, tt_rank_fn_t fn)
+{
+    char log[] = "/tmp/tutti-test-log-XXXXXX";
+    int fd = mkstemp(log), failed;
+    close(fd);
+    failed = tt_run_ranks(n, fn, log, 60);
+    unlink(log);
+    return failed;
+}
+
 START_TEST(strangers_are_refused)
 {
-    char log[] = "/tmp/tutti-test-strangers-XXXXXX";
-    int fd = mkstemp(log);
-    close(fd);
-    ck_assert_int_eq(tt_run_ranks(3, strangers_rank, log, 60), 0);
-    unlink(log);
+    ck_assert_int_eq(run_with_log(3, strangers_rank), 0);
 }
 END_TEST
 
@@ -197,11 +204,7 @@ static int missing_rank(int rank, int nranks, const tutti_unique_id_t *uid, void
 
 START_TEST(missing_rank_is_named)
 {
-    char log[] = "/tmp/tutti-test-missing-XXXXXX";
-    int fd = mkstemp(log);
-    close(fd);
-    ck_assert_int_eq(tt_run_ranks(3, missing_rank, log, 60), 0);
-    unlink(log);
+    ck_assert_int_eq(run_with_log(3, missing_rank), 0);
 }
 END_TEST
 

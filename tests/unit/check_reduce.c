@@ -552,27 +552,36 @@ static size_t rounding_edges(fmt_t f, int quiet, float *out)
     return n;
 }
 
-START_TEST(test_float_to_fp16_rounding)
+/*
+ * The library's float -> 16-bit @p encode against the reference for format
+ * @p f, on every rounding edge and a million random floats from @p seed.
+ */
+static void check_encoder(fmt_t f, int quiet, uint64_t seed, uint16_t (*encode)(float))
 {
     float *edges = malloc(6 * 65536 * sizeof(float));
     size_t n;
-    rng_t g = {1};
+    rng_t g = {seed};
 
     ck_assert_ptr_nonnull(edges);
-    n = rounding_edges(fmt_fp16, 1, edges);
+    n = rounding_edges(f, quiet, edges);
     ck_assert_uint_gt(n, 6 * 30000);
     for (size_t i = 0; i < n; i++) {
-        uint16_t got = tt_float_to_fp16(edges[i]), want = ref_encode(fmt_fp16, edges[i]);
+        uint16_t got = encode(edges[i]), want = ref_encode(f, edges[i]);
 
         EXPECT(got == want, "%a: got %04x, want %04x", (double)edges[i], got, want);
     }
     for (int i = 0; i < 1000000; i++) {
-        float f = f32_from((uint32_t)rng_next(&g));
-        uint16_t got = tt_float_to_fp16(f), want = ref_encode(fmt_fp16, f);
+        float x = f32_from((uint32_t)rng_next(&g));
+        uint16_t got = encode(x), want = ref_encode(f, x);
 
-        EXPECT(got == want, "%08x: got %04x, want %04x", f32_bits(f), got, want);
+        EXPECT(got == want, "%08x: got %04x, want %04x", f32_bits(x), got, want);
     }
     free(edges);
+}
+
+START_TEST(test_float_to_fp16_rounding)
+{
+    check_encoder(fmt_fp16, 1, 1, tt_float_to_fp16);
 }
 END_TEST
 
@@ -707,25 +716,7 @@ END_TEST
 
 START_TEST(test_float_to_bf16_rounding)
 {
-    float *edges = malloc(6 * 65536 * sizeof(float));
-    size_t n;
-    rng_t g = {3};
-
-    ck_assert_ptr_nonnull(edges);
-    n = rounding_edges(fmt_bf16, 0, edges);
-    ck_assert_uint_gt(n, 6 * 30000);
-    for (size_t i = 0; i < n; i++) {
-        uint16_t got = tt_float_to_bf16(edges[i]), want = ref_encode(fmt_bf16, edges[i]);
-
-        EXPECT(got == want, "%a: got %04x, want %04x", (double)edges[i], got, want);
-    }
-    for (int i = 0; i < 1000000; i++) {
-        float f = f32_from((uint32_t)rng_next(&g));
-        uint16_t got = tt_float_to_bf16(f), want = ref_encode(fmt_bf16, f);
-
-        EXPECT(got == want, "%08x: got %04x, want %04x", f32_bits(f), got, want);
-    }
-    free(edges);
+    check_encoder(fmt_bf16, 0, 3, tt_float_to_bf16);
 }
 END_TEST
 

@@ -118,10 +118,6 @@ typedef struct shm_channel {
     size_t slot_size;
 } shm_channel_t;
 
-typedef struct shm_queue {
-    tt_xfer_t *head, *tail;
-} shm_queue_t;
-
 typedef struct shm_peer {
     int rank;
     pid_t pid;
@@ -131,7 +127,7 @@ typedef struct shm_peer {
     shm_channel_t out;                /* we write, the peer reads */
     shm_channel_t in;                 /* the peer writes, we read */
     uint64_t out_head, out_tail_seen; /* our next slot, and the peer's tail when we last looked */
-    shm_queue_t sends, awaiting_reader, recvs;
+    tt_xfer_queue_t sends, awaiting_reader, recvs;
     uint64_t rndv_posted;
     tutti_status_t failed; /* TUTTI_OK while healthy */
     int reported;
@@ -172,32 +168,6 @@ static shm_channel_t channel_at(void *segment, int index)
 static unsigned char *slot_at(const shm_channel_t *ch, uint64_t n)
 {
     return ch->slots + (n % ch->nslots) * (SHM_SLOT_HEADER_BYTES + ch->slot_size);
-}
-
-static void queue_push(shm_queue_t *q, tt_xfer_t *x)
-{
-    x->next = NULL;
-    if (q->tail != NULL)
-        q->tail->next = x;
-    else
-        q->head = x;
-    q->tail = x;
-}
-
-static tt_xfer_t *queue_pop(shm_queue_t *q)
-{
-    tt_xfer_t *x = q->head;
-    q->head = x->next;
-    if (q->head == NULL)
-        q->tail = NULL;
-    return x;
-}
-
-static void complete(tt_xfer_t *x, tutti_status_t status, tt_xfer_t **done)
-{
-    x->status = status;
-    x->next = *done;
-    *done = x;
 }
 
 /* Single-copy read of @p len bytes at @p remote in @p pid into @p local. */
@@ -381,7 +351,7 @@ static tutti_status_t shm_send(tt_transport_t *super, tt_xfer_t *x)
         return TUTTI_ERR_INVALID_ARG;
     x->status = TUTTI_IN_PROGRESS;
     x->offset = 0;
-    queue_push(&p->sends, x);
+    tt_xfer_queue_push(&p->sends, x);
     return TUTTI_OK;
 }
 
@@ -392,7 +362,7 @@ static tutti_status_t shm_recv(tt_transport_t *super, tt_xfer_t *x)
         return TUTTI_ERR_INVALID_ARG;
     x->status = TUTTI_IN_PROGRESS;
     x->offset = 0;
-    queue_push(&p->recvs, x);
+    tt_xfer_queue_push(&p->recvs, x);
     return TUTTI_OK;
 }
 
@@ -442,7 +412,7 @@ static int progress_sends(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t **done)
             if (!publish_slot(p, &h, NULL))
                 return events;
             x->ordinal = ++p->rndv_posted;
-            queue_push(&p->awaiting_reader, queue_pop(&p->sends));
+            tt_xfer_queue_push(&p->awaiting_reader, tt_xfer_queue_pop(&p->sends));
             events++;
             continue;
         }
@@ -454,7 +424,7 @@ static int progress_sends(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t **done)
             x->offset += h.len;
             events++;
         } while (x->offset < x->len);
-        complete(queue_pop(&p->sends), TUTTI_OK, done);
+        tt_xfer_complete(tt_xfer_queue_pop(&p->sends), TUTTI_OK, done);
     }
     return events;
 }
@@ -469,7 +439,7 @@ static int progress_reads_done(shm_peer_t *p, tt_xfer_t **done)
         return 0;
     finished = atomic_load_explicit(&p->out.fifo->rndv_done, memory_order_acquire);
     while (p->awaiting_reader.head != NULL && p->awaiting_reader.head->ordinal <= finished) {
-        complete(queue_pop(&p->awaiting_reader), TUTTI_OK, done);
+        tt_xfer_complete(tt_xfer_queue_pop(&p->awaiting_reader), TUTTI_OK, done);
         events++;
     }
     return events;
@@ -477,12 +447,12 @@ static int progress_reads_done(shm_peer_t *p, tt_xfer_t **done)
 
 static void fail_peer(shm_peer_t *p, tutti_status_t status, tt_xfer_t **done)
 {
-    shm_queue_t *queues[] = {&p->sends, &p->awaiting_reader, &p->recvs};
+    tt_xfer_queue_t *queues[] = {&p->sends, &p->awaiting_reader, &p->recvs};
     if (p->failed == TUTTI_OK)
         p->failed = status;
     for (size_t q = 0; q < TT_ARRAY_SIZE(queues); q++)
         while (queues[q]->head != NULL)
-            complete(queue_pop(queues[q]), p->failed, done);
+            tt_xfer_complete(tt_xfer_queue_pop(queues[q]), p->failed, done);
 }
 
 /* Single-copy receive: straight into the buffer, or piece by piece to the consumer. */
@@ -546,7 +516,7 @@ static int progress_recvs(shm_transport_t *tl, shm_peer_t *p, tt_xfer_t **done)
         atomic_store_explicit(&ch->fifo->tail, tail + 1, memory_order_release);
         events++;
         if (x->offset >= x->len)
-            complete(queue_pop(&p->recvs), TUTTI_OK, done);
+            tt_xfer_complete(tt_xfer_queue_pop(&p->recvs), TUTTI_OK, done);
     }
     return events;
 }
