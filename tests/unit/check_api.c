@@ -135,11 +135,12 @@ END_TEST
 
 static int missing_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
 {
-    tutti_config_t config = config_with("TUTTI_BOOTSTRAP_TIMEOUT", "1s");
+    tutti_config_t config;
     tutti_comm_t comm;
     (void)arg;
     if (rank == n - 1)
         return 0; /* never calls init */
+    config = config_with("TUTTI_BOOTSTRAP_TIMEOUT", "1s");
     EXPECT(rank, tutti_comm_init(n, rank, id, config, &comm), TUTTI_ERR_TIMEOUT);
     tutti_config_destroy(config);
     return 0;
@@ -326,6 +327,7 @@ static int timeout_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
         if (!TUTTI_STATUS_IS_FAILURE(async))
             return tt_fail(rank, "the late rank never heard of the failure (%s)",
                            tutti_status_string(async));
+        tutti_config_destroy(config);
         return tutti_comm_abort(comm) == TUTTI_OK ? 0 : 1;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
