@@ -45,7 +45,7 @@ run_valgrind() { # memcheck over the core's tests (forked ranks run under it too
     fi
     # pidfd_open is unknown to Debian's valgrind 3.19: tutti falls back to kill(pid, 0).
     for t in check_util check_schedule check_reduce check_bootstrap check_shm check_api check_faults; do
-        if CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+        if CK_FORK=no CK_EXCLUDE_TAGS=large valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
             --child-silent-after-fork=no "$dir/tests/unit/$t" >"$dir/valgrind-$t.log" 2>&1; then
             passed=$((passed + 1))
             echo "    valgrind $t: clean"

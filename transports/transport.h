@@ -46,6 +46,7 @@ typedef struct tt_xfer {
     void *buf;                    /* data to send, or where to receive */
     size_t len;                   /* bytes */
     int peer;                     /* communicator rank of the other side */
+    int channel;                  /* the plan's channel: a transport may give each its own link */
     unsigned flags;               /* TT_XFER_* */
     uint64_t tag;                 /* checked by the receiver (see above) */
     tt_xfer_consume_fn_t consume; /* receives: NULL, or who takes the data */

@@ -6,6 +6,7 @@
 
 #include "api/comm.h"
 
+#include "coll/cost.h"
 #include "util/log.h"
 
 #include <stdlib.h>
@@ -136,9 +137,9 @@ static uint32_t call_signature(const call_t *c)
 /* Everything up to posting: checks, plan, operation. */
 static tutti_status_t prepare(tutti_comm_t comm, const call_t *c, tt_op_t *op, tt_plan_t **plan_p)
 {
-    const char *name = tt_coll_kind_names[c->kind];
+    const char *name = tt_coll_kind_names[c->kind], *why;
     tt_coll_desc_t desc;
-    int in_place;
+    int in_place, built;
 
     TT_CHECK(check_args(comm, c, name, &in_place));
     memset(&desc, 0, sizeof(desc));
@@ -149,7 +150,14 @@ static tutti_status_t prepare(tutti_comm_t comm, const call_t *c, tt_op_t *op, t
     desc.in_place = in_place;
     desc.rank = comm->rank;
     desc.nranks = comm->nranks;
-    TT_CHECK(tt_plan_get(&comm->plans, &desc, plan_p));
+    why = tt_select(&comm->selector, &desc);
+    TT_CHECK(tt_plan_get(&comm->plans, &desc, plan_p, &built));
+    if (built)
+        tt_info("%s of %llu bytes on %d ranks: %s, %d channel%s, %zu-byte chunks (%s; model "
+                "predicts %.1f us)",
+                name, (unsigned long long)tt_cost_bytes(&desc), desc.nranks,
+                tt_algo_names[desc.algo], desc.channels, desc.channels == 1 ? "" : "s",
+                desc.chunk_bytes, why, tt_cost_predict(&desc, desc.cluster) * 1e6);
 
     memset(op, 0, sizeof(*op));
     op->sched = &(*plan_p)->sched;

@@ -86,12 +86,7 @@ static tutti_status_t load_settings(tutti_comm_t comm, const tt_config_overrides
     TT_CHECK(tt_config_overrides_copy(&comm->overrides, overrides));
     TT_CHECK(tt_settings_validate(&comm->overrides));
     TT_CHECK(tt_log_configure(&comm->overrides));
-    TT_CHECK(tt_config_load(&tt_coll_config_table, &comm->overrides, &comm->coll));
     TT_CHECK(tt_config_load(&tt_engine_config_table, &comm->overrides, &comm->exec));
-    if (comm->coll.pipeline_slots < 1 || comm->coll.pipeline_slots > TT_SLOT_RING_MAX) {
-        tt_error("TUTTI_PIPELINE_SLOTS must be between 1 and %d", TT_SLOT_RING_MAX);
-        return TUTTI_ERR_INVALID_ARG;
-    }
     isa = (tt_reduce_isa_t)comm->exec.reduce_isa;
     if (tt_reduce_kernel(isa, TUTTI_FP32, TUTTI_SUM) == NULL) {
         tt_error("TUTTI_REDUCE_ISA=%s: this CPU or build cannot run those kernels",
@@ -104,44 +99,49 @@ static tutti_status_t load_settings(tutti_comm_t comm, const tt_config_overrides
     return TUTTI_OK;
 }
 
+/* What a rank tells the others about where it runs. */
 typedef struct rank_card {
     tt_host_id_t host;
     int32_t pid;
 } rank_card_t;
 
-/* Which ranks share our host; fails if any does not (no network transport yet). */
-static tutti_status_t find_local_peers(tutti_comm_t comm, int64_t deadline, int **peers_p,
-                                       int *npeers_p)
+/*
+ * Where every rank runs: hosts numbered in order of their first rank, ranks
+ * numbered within a host in rank order. Fills comm->cluster; the cards stay
+ * with the caller (for messages naming hosts).
+ */
+static tutti_status_t place_ranks(tutti_comm_t comm, int64_t deadline, rank_card_t **cards_p)
 {
-    rank_card_t mine = {0}, *all = malloc((size_t)comm->nranks * sizeof(*all));
-    int *peers = malloc((size_t)comm->nranks * sizeof(int)), n = 0;
+    int n = comm->nranks, nhosts = 0;
+    rank_card_t mine = {0}, *all = malloc((size_t)n * sizeof(*all));
+    tt_rank_place_t *places = malloc((size_t)n * sizeof(*places));
+    int *first = malloc((size_t)n * sizeof(int)), *size = calloc((size_t)n, sizeof(int));
     tutti_status_t status = TUTTI_ERR_NO_MEMORY;
 
-    if (all == NULL || peers == NULL)
+    if (all == NULL || places == NULL || first == NULL || size == NULL)
         goto out;
     TT_CHECK_GOTO(tt_host_identify(&mine.host), status, out);
     mine.pid = (int32_t)getpid();
-    TT_CHECK_GOTO(tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
-                                         comm->session_ranks, &mine, sizeof(mine), all, deadline),
+    TT_CHECK_GOTO(tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, n, comm->session_ranks,
+                                         &mine, sizeof(mine), all, deadline),
                   status, out);
-    for (int r = 0; r < comm->nranks; r++) {
-        if (tt_host_same(&all[r].host, &mine.host)) {
-            peers[n++] = r;
-            continue;
-        }
-        tt_error("rank %d runs on host %s, this rank on %s: no transport between hosts is "
-                 "built yet (UCX and RDMA transports are planned)",
-                 r, all[r].host.hostname, mine.host.hostname);
-        status = TUTTI_ERR_NO_TRANSPORT;
-        goto out;
+    for (int r = 0; r < n; r++) {
+        int h = 0;
+        while (h < nhosts && !tt_host_same(&all[first[h]].host, &all[r].host))
+            h++;
+        if (h == nhosts)
+            first[nhosts++] = r;
+        places[r] = (tt_rank_place_t){h, size[h]++, -1, -1};
     }
-    *peers_p = peers;
-    *npeers_p = n;
-    peers = NULL;
-    status = TUTTI_OK;
+    TT_CHECK_GOTO(tt_cluster_init(&comm->cluster, n, places, 1, NULL), status, out);
+    comm->local_ranks = size[places[comm->rank].host];
+    *cards_p = all;
+    all = NULL;
 out:
     free(all);
-    free(peers);
+    free(places);
+    free(first);
+    free(size);
     return status;
 }
 
@@ -180,29 +180,40 @@ out:
     return status;
 }
 
+/* Shared memory to the ranks on this host; other hosts need a network transport. */
 static tutti_status_t connect_transports(tutti_comm_t comm)
 {
     int64_t deadline = tt_deadline_after(comm->exec.op_timeout_ns);
     const tt_transport_ops_t *shm = tt_transports[0];
-    int *peers = NULL, npeers = 0;
+    const tt_cluster_t *c = &comm->cluster;
+    rank_card_t *cards = NULL;
+    int host;
     tutti_status_t status;
     char why[160] = "";
 
     comm->route = calloc((size_t)comm->nranks, sizeof(*comm->route));
     if (comm->route == NULL)
         return TUTTI_ERR_NO_MEMORY;
-    TT_CHECK(find_local_peers(comm, deadline, &peers, &npeers));
-    if (shm->size != sizeof(tt_transport_ops_t) || !shm->available(why, sizeof(why))) {
-        tt_error("transport %s cannot run here: %s", shm->name, why);
-        free(peers);
+    TT_CHECK(place_ranks(comm, deadline, &cards));
+    host = c->places[comm->rank].host;
+    if (c->nhosts > 1) {
+        int other = tt_cluster_rank(c, host == 0 ? 1 : 0, 0);
+        tt_error("rank %d runs on host %s, this rank on %s: no transport between hosts is built "
+                 "yet (UCX and RDMA transports are planned)",
+                 other, cards[other].host.hostname, cards[comm->rank].host.hostname);
+        free(cards);
         return TUTTI_ERR_NO_TRANSPORT;
     }
-    status = wire_up(comm, shm, peers, npeers, deadline);
-    comm->local_ranks = npeers;
-    free(peers);
+    free(cards);
+    if (shm->size != sizeof(tt_transport_ops_t) || !shm->available(why, sizeof(why))) {
+        tt_error("transport %s cannot run here: %s", shm->name, why);
+        return TUTTI_ERR_NO_TRANSPORT;
+    }
+    status = wire_up(comm, shm, c->host_ranks + c->host_start[host], comm->local_ranks, deadline);
     if (status == TUTTI_OK)
         tt_info("communicator %#llx: rank %d of %d; all %d ranks on this host over %s",
-                (unsigned long long)comm->ctx, comm->rank, comm->nranks, npeers, shm->name);
+                (unsigned long long)comm->ctx, comm->rank, comm->nranks, comm->local_ranks,
+                shm->name);
     return status;
 }
 
@@ -217,6 +228,8 @@ static void teardown(tutti_comm_t comm, int abort, int engine_started)
         comm->transports[t]->ops->destroy(comm->transports[t]);
     comm->ntransports = 0;
     tt_plan_cache_fini(&comm->plans);
+    tt_selector_fini(&comm->selector);
+    tt_cluster_fini(&comm->cluster);
     tt_bootstrap_release(comm->bs, abort, deadline);
     comm->bs = NULL;
     tt_comm_release(comm);
@@ -252,9 +265,11 @@ tutti_status_t tt_comm_create(tt_bootstrap_t *bs, int rank, int nranks, int *ses
     atomic_init(&comm->refs, 1);
     tt_log_set_rank(session_ranks[rank]);
     status = load_settings(comm, overrides);
-    tt_plan_cache_init(&comm->plans, &comm->coll);
+    tt_plan_cache_init(&comm->plans);
     if (status == TUTTI_OK)
         status = connect_transports(comm);
+    if (status == TUTTI_OK)
+        status = tt_selector_init(&comm->selector, &comm->overrides, &comm->cluster);
     tt_health_init(&comm->health, bs, comm->session_ranks, rank, nranks, comm->transports,
                    comm->ntransports, 0);
     if (status == TUTTI_OK)

@@ -4,6 +4,7 @@
 
 #include "bootstrap/bootstrap.h"
 #include "coll/plan_cache.h"
+#include "coll/select.h"
 #include "exec/engine.h"
 #include "health/health.h"
 #include "reduce/reduce.h"
@@ -21,7 +22,8 @@ struct tutti_comm {
     tt_bootstrap_t *bs;
     int *session_ranks; /* communicator rank -> rank in the bootstrap session */
     tt_config_overrides_t overrides;
-    tt_coll_settings_t coll;
+    tt_cluster_t cluster;      /* where every rank runs */
+    tt_selector_t selector;    /* how calls pick their algorithm */
     tt_engine_settings_t exec;
     tt_reduce_fn_t kernels[TUTTI_NUM_DATATYPES][TUTTI_NUM_OPS];
     tt_transport_t *transports[TT_MAX_TRANSPORTS];

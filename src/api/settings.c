@@ -5,8 +5,9 @@
 
 #include "api/launch.h"
 #include "bootstrap/bootstrap.h"
-#include "coll/coll.h"
+#include "coll/select.h"
 #include "exec/engine.h"
+#include "topo/topo.h"
 #include "transports/transport.h"
 #include "util/log.h"
 
@@ -16,7 +17,7 @@
 
 static const tt_config_table_t *const core_tables[] = {
     &tt_log_config_table,  &tt_launch_config_table, &tt_bootstrap_config_table,
-    &tt_coll_config_table, &tt_engine_config_table,
+    &tt_coll_config_table, &tt_engine_config_table, &tt_topo_config_table,
 };
 
 /* Table number @p i: the core ones, then one per registered transport. */

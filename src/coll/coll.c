@@ -1,4 +1,4 @@
-/* Choosing and building a collective's schedule; see coll.h. */
+/* Building a collective's schedule; see coll.h. Choosing the algorithm is select.c's job. */
 #include "config.h"
 
 #include "coll/coll.h"
@@ -9,22 +9,32 @@ const char *const tt_coll_kind_names[TT_COLL_KIND_COUNT] = {
     [TT_COLL_REDUCE] = "reduce",       [TT_COLL_BARRIER] = "barrier",
 };
 
-static const char *const algo_names[] = {"auto", "bandwidth", "latency", NULL};
-
-static const tt_config_field_t coll_fields[] = {
-    {"CHUNK_SIZE", "256K", "bytes per pipeline chunk in ring and chain algorithms", TT_CFG_SIZE,
-     offsetof(tt_coll_settings_t, chunk_bytes), NULL},
-    {"PIPELINE_SLOTS", "4", "partial-result buffers a chain reduce cycles through (1-16)",
-     TT_CFG_SIZE, offsetof(tt_coll_settings_t, pipeline_slots), NULL},
-    {"LATENCY_MAX", "64K",
-     "messages up to this many bytes use latency algorithms (recursive doubling, binomial trees)",
-     TT_CFG_SIZE, offsetof(tt_coll_settings_t, latency_max), NULL},
-    {"ALGO", "auto", "algorithm family: auto (by size), bandwidth (rings, chains) or latency",
-     TT_CFG_ENUM, offsetof(tt_coll_settings_t, algo), algo_names},
+const char *const tt_algo_names[TT_ALGO_COUNT + 1] = {
+    [TT_ALGO_AUTO] = "auto",
+    [TT_ALGO_RING] = "ring",
+    [TT_ALGO_TREE] = "tree",
+    [TT_ALGO_HIER] = "hier",
+    [TT_ALGO_RD] = "rd",
+    [TT_ALGO_CHAIN] = "chain",
+    [TT_ALGO_BINOMIAL] = "binomial",
+    [TT_ALGO_DISSEMINATION] = "dissemination",
+    [TT_ALGO_COUNT] = NULL,
 };
 
-const tt_config_table_t tt_coll_config_table = {"coll", coll_fields, TT_ARRAY_SIZE(coll_fields),
-                                                sizeof(tt_coll_settings_t)};
+int tt_algo_supports(tt_algo_t algo, tt_coll_kind_t kind)
+{
+    switch (kind) {
+    case TT_COLL_ALLREDUCE:
+        return algo == TT_ALGO_RING || algo == TT_ALGO_TREE || algo == TT_ALGO_HIER ||
+               algo == TT_ALGO_RD;
+    case TT_COLL_REDUCE_SCATTER:
+    case TT_COLL_ALLGATHER: return algo == TT_ALGO_RING;
+    case TT_COLL_BROADCAST:
+    case TT_COLL_REDUCE: return algo == TT_ALGO_CHAIN || algo == TT_ALGO_BINOMIAL;
+    case TT_COLL_BARRIER: return algo == TT_ALGO_DISSEMINATION;
+    default: return 0;
+    }
+}
 
 tt_span_t tt_block(uint64_t count, int n, int i)
 {
@@ -33,33 +43,58 @@ tt_span_t tt_block(uint64_t count, int n, int i)
     return b;
 }
 
-uint64_t tt_chunk_elems(const tt_coll_desc_t *d, const tt_coll_settings_t *t)
+uint64_t tt_chunk_elems(const tt_coll_desc_t *d)
 {
-    uint64_t chunk = d->elem_size > 0 ? t->chunk_bytes / d->elem_size : 1;
+    uint64_t chunk = d->elem_size > 0 ? d->chunk_bytes / d->elem_size : 1;
     return chunk > 0 ? chunk : 1;
 }
 
-tt_coll_algo_t tt_coll_choose(const tt_coll_desc_t *d, const tt_coll_settings_t *settings)
+void tt_ring_order(const tt_coll_desc_t *d, int channel, int *order)
 {
-    if (settings->algo != TT_ALGO_AUTO)
-        return (tt_coll_algo_t)settings->algo;
-    return d->count * d->elem_size <= settings->latency_max ? TT_ALGO_LATENCY : TT_ALGO_BANDWIDTH;
+    const tt_cluster_t *c = d->cluster;
+    int pos = 0;
+
+    if (c == NULL || c->nranks != d->nranks) {
+        for (int r = 0; r < d->nranks; r++)
+            order[r] = r;
+        return;
+    }
+    for (int h = 0; h < c->nhosts; h++) {
+        int size = tt_cluster_host_size(c, h), rail = channel % c->rails, last = size - 1;
+        /* The host's rank on this channel's rail goes last: it sends to the next host. */
+        for (int j = 0; j < size; j++)
+            if (c->places[tt_cluster_rank(c, h, j)].nic == rail) {
+                last = j;
+                break;
+            }
+        for (int j = 1; j <= size; j++)
+            order[pos++] = tt_cluster_rank(c, h, (last + j) % size);
+    }
 }
 
-tutti_status_t tt_coll_build(const tt_coll_desc_t *d, const tt_coll_settings_t *settings,
-                             tt_schedule_t *s)
+tutti_status_t tt_coll_build(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int latency = tt_coll_choose(d, settings) == TT_ALGO_LATENCY;
-
-    switch (d->kind) {
-    case TT_COLL_ALLREDUCE: (latency ? tt_rd_allreduce : tt_ring_allreduce)(d, settings, s); break;
-    case TT_COLL_REDUCE_SCATTER: tt_ring_reduce_scatter(d, settings, s); break;
-    case TT_COLL_ALLGATHER: tt_ring_allgather(d, settings, s); break;
-    case TT_COLL_BROADCAST:
-        (latency ? tt_binomial_broadcast : tt_chain_broadcast)(d, settings, s);
+    if (!tt_algo_supports(d->algo, d->kind))
+        return TUTTI_ERR_INVALID_ARG;
+    switch (d->algo) {
+    case TT_ALGO_RING:
+        if (d->kind == TT_COLL_ALLREDUCE)
+            tt_ring_allreduce(d, s);
+        else if (d->kind == TT_COLL_REDUCE_SCATTER)
+            tt_ring_reduce_scatter(d, s);
+        else
+            tt_ring_allgather(d, s);
         break;
-    case TT_COLL_REDUCE: (latency ? tt_binomial_reduce : tt_chain_reduce)(d, settings, s); break;
-    case TT_COLL_BARRIER: tt_dissemination_barrier(d, s); break;
+    case TT_ALGO_TREE: tt_tree_allreduce(d, s); break;
+    case TT_ALGO_HIER: tt_hier_allreduce(d, s); break;
+    case TT_ALGO_RD: tt_rd_allreduce(d, s); break;
+    case TT_ALGO_CHAIN:
+        (d->kind == TT_COLL_BROADCAST ? tt_chain_broadcast : tt_chain_reduce)(d, s);
+        break;
+    case TT_ALGO_BINOMIAL:
+        (d->kind == TT_COLL_BROADCAST ? tt_binomial_broadcast : tt_binomial_reduce)(d, s);
+        break;
+    case TT_ALGO_DISSEMINATION: tt_dissemination_barrier(d, s); break;
     default: return TUTTI_ERR_INVALID_ARG;
     }
     return tt_schedule_finalize(s);

@@ -1,13 +1,14 @@
 /*
  * Collective algorithms: pure functions from a collective's description to
  * one rank's schedule. No I/O, no communicator: the same code builds plans
- * for the executor, for the in-memory simulator in the tests, and later for
- * the cost model.
+ * for the executor, for the in-memory simulator in the tests, and for the
+ * cost model and tutti-topo.
  */
 #ifndef TT_COLL_COLL_H
 #define TT_COLL_COLL_H
 
 #include "plan/schedule.h"
+#include "topo/cluster.h"
 #include "util/config.h"
 
 typedef enum tt_coll_kind {
@@ -23,13 +24,25 @@ typedef enum tt_coll_kind {
 /* Names of the collectives ("allreduce", ...). */
 extern const char *const tt_coll_kind_names[TT_COLL_KIND_COUNT];
 
-/* Which family of algorithm to use. */
-typedef enum tt_coll_algo {
-    TT_ALGO_AUTO,      /* by message size (TUTTI_LATENCY_MAX) */
-    TT_ALGO_BANDWIDTH, /* pipelined rings and chains */
-    TT_ALGO_LATENCY,   /* recursive doubling, binomial trees */
-} tt_coll_algo_t;
+typedef enum tt_algo {
+    TT_ALGO_AUTO,     /* let the cost model choose */
+    TT_ALGO_RING,     /* rings, host-contiguous, one per channel (allreduce, RS, AG) */
+    TT_ALGO_TREE,     /* double binary tree (allreduce) */
+    TT_ALGO_HIER,     /* reduce-scatter in the host, ring across hosts, all-gather (allreduce) */
+    TT_ALGO_RD,       /* recursive doubling (allreduce) */
+    TT_ALGO_CHAIN,    /* pipelined chain (broadcast, reduce) */
+    TT_ALGO_BINOMIAL, /* binomial tree (broadcast, reduce) */
+    TT_ALGO_DISSEMINATION, /* barrier */
+    TT_ALGO_COUNT,
+} tt_algo_t;
 
+/* Names of the algorithms ("ring", ...), NULL-terminated. */
+extern const char *const tt_algo_names[TT_ALGO_COUNT + 1];
+
+/* 1 if @p algo implements @p kind. */
+int tt_algo_supports(tt_algo_t algo, tt_coll_kind_t kind);
+
+/* One rank's part of one collective, everything the schedule depends on. */
 typedef struct tt_coll_desc {
     tt_coll_kind_t kind;
     uint64_t count; /* elements: per rank for reduce-scatter (recv) and all-gather (send) */
@@ -37,37 +50,32 @@ typedef struct tt_coll_desc {
     int root;     /* broadcast, reduce */
     int in_place; /* as the API defines it per collective */
     int rank, nranks;
+    tt_algo_t algo;              /* resolved: never AUTO */
+    int channels;                /* rings: parallel channels, >= 1 */
+    size_t chunk_bytes;          /* pipeline chunk */
+    int pipeline_slots;          /* chain reduce: partial buffers it cycles through */
+    const tt_cluster_t *cluster; /* NULL: all ranks on one host, in rank order */
 } tt_coll_desc_t;
 
-typedef struct tt_coll_settings {
-    size_t chunk_bytes;
-    size_t pipeline_slots;
-    size_t latency_max;
-    int algo;
-} tt_coll_settings_t;
+/* Build rank d->rank's schedule into @p s (initialised by the caller) and finalize it. */
+tutti_status_t tt_coll_build(const tt_coll_desc_t *d, tt_schedule_t *s);
 
-extern const tt_config_table_t tt_coll_config_table;
-
-/*
- * Build rank d->rank's schedule into @p s (initialised by the caller with
- * tt_schedule_init) and finalize it.
- */
-tutti_status_t tt_coll_build(const tt_coll_desc_t *d, const tt_coll_settings_t *settings,
-                             tt_schedule_t *s);
-
-/* The algorithm family AUTO resolves to for @p d. */
-tt_coll_algo_t tt_coll_choose(const tt_coll_desc_t *d, const tt_coll_settings_t *settings);
-
-/* Algorithms, for tt_coll_build and tests. Each appends to @p s. */
-void tt_ring_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
-void tt_ring_reduce_scatter(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
-void tt_ring_allgather(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
-void tt_chain_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
-void tt_chain_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
-void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
-void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
-void tt_binomial_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s);
+/* The algorithms, for tt_coll_build and tests. Each appends to @p s. */
+void tt_ring_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_ring_reduce_scatter(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_ring_allgather(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_tree_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_hier_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_chain_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_chain_reduce(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_rd_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_binomial_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s);
+
+/* ------------------------------------------------------------------------ */
+/* Helpers shared by the algorithms                                         */
+/* ------------------------------------------------------------------------ */
 
 /* A contiguous run of elements. */
 typedef struct tt_span {
@@ -76,6 +84,14 @@ typedef struct tt_span {
 
 /* Block @p i of @p count elements split as evenly as possible into @p n blocks. */
 tt_span_t tt_block(uint64_t count, int n, int i);
+
+/* Block @p i of @p span split @p n ways. */
+static inline tt_span_t tt_sub_block(tt_span_t span, int n, int i)
+{
+    tt_span_t b = tt_block(span.count, n, i);
+    b.offset += span.offset;
+    return b;
+}
 
 /* Number of chunks of at most @p chunk elements in @p span (0 for an empty span). */
 static inline uint64_t tt_nchunks(tt_span_t span, uint64_t chunk)
@@ -90,7 +106,26 @@ static inline tt_span_t tt_chunk(tt_span_t span, uint64_t chunk, uint64_t c)
     return out;
 }
 
-/* Elements per chunk for these settings (at least one). */
-uint64_t tt_chunk_elems(const tt_coll_desc_t *d, const tt_coll_settings_t *t);
+/* Elements per chunk for @p d (at least one). */
+uint64_t tt_chunk_elems(const tt_coll_desc_t *d);
+
+/* Where element @p elem of buffer @p buf is. */
+static inline tt_ref_t tt_elem_ref(tt_buf_t buf, uint64_t elem, size_t elem_size)
+{
+    return tt_ref(buf, elem * elem_size);
+}
+
+static inline int tt_mod(int a, int n)
+{
+    return ((a % n) + n) % n;
+}
+
+/*
+ * The order ranks take in ring @p channel: host after host (hosts in order),
+ * each host's ranks rotated so that the one on rail (channel mod rails) comes
+ * last and carries the channel's traffic to the next host. Without a
+ * cluster, rank order. @p order receives nranks ranks.
+ */
+void tt_ring_order(const tt_coll_desc_t *d, int channel, int *order);
 
 #endif

@@ -6,11 +6,22 @@
  */
 #include "config.h"
 
-#include "coll/coll.h"
+#include "coll/ring.h"
 
-static inline int mod(int a, int n)
+#include <stdlib.h>
+
+/* Ranks in host-contiguous order: latency algorithms pair positions, so their first
+ * (cheapest) rounds stay inside a host. */
+static int *position_order(const tt_coll_desc_t *d, tt_schedule_t *s, tt_ring_t *g)
 {
-    return ((a % n) + n) % n;
+    int *order = malloc((size_t)d->nranks * sizeof(int));
+    if (order == NULL) {
+        s->status = TUTTI_ERR_NO_MEMORY;
+        return NULL;
+    }
+    tt_ring_order(d, 0, order);
+    tt_ring_init(g, order, d->nranks, d->rank, 0);
+    return order;
 }
 
 static int largest_power_of_two_at_most(int n)
@@ -33,24 +44,31 @@ static int largest_power_of_two_at_most(int n)
  * output is also the input, so two scratch buffers take turns and the
  * result is copied out once nothing reads the input any more.
  */
-void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s)
+void tt_rd_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, r = d->rank, p = largest_power_of_two_at_most(n), extra = n - p;
-    int pre = r < 2 * extra, rounds = 0, steps, step = 0;
+    int n = d->nranks, p = largest_power_of_two_at_most(n), extra = n - p, r;
+    int pre, rounds = 0, steps, step = 0, *order;
+    tt_ring_t g;
     size_t bytes = d->count * d->elem_size;
     tt_ref_t in = tt_ref(TT_BUF_SEND, 0), out = tt_ref(TT_BUF_RECV, 0), turn[2], cur = in;
     int32_t produced = TT_NO_STEP, sent = TT_NO_STEP, first_sent = TT_NO_STEP;
     int vrank;
 
-    (void)t;
     if (n == 1 || d->count == 0) {
         if (!d->in_place && d->count > 0)
             tt_sched_copy(s, out, in, d->count, TT_NO_STEP, TT_NO_STEP);
         return;
     }
+    if ((order = position_order(d, s, &g)) == NULL)
+        return;
+    /* From here on r is this rank's position; peers are named by their positions. */
+    r = g.me;
+    pre = r < 2 * extra;
     if (pre && r % 2 == 0) {
-        sent = tt_sched_send(s, r + 1, in, d->count, TT_STEP_TO_REDUCE, TT_NO_STEP, TT_NO_STEP);
-        tt_sched_recv(s, r + 1, out, d->count, sent, TT_NO_STEP);
+        sent = tt_sched_send(s, tt_ring_rank_at(&g, r + 1), in, d->count, TT_STEP_TO_REDUCE,
+                             TT_NO_STEP, TT_NO_STEP);
+        tt_sched_recv(s, tt_ring_rank_at(&g, r + 1), out, d->count, sent, TT_NO_STEP);
+        free(order);
         return;
     }
     for (int mask = 1; mask < p; mask <<= 1)
@@ -62,8 +80,8 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
 #define NEXT_DST() turn[(steps - 1 - step++) % 2 == 0]
     if (pre) {
         tt_ref_t dst = NEXT_DST();
-        produced = tt_sched_recv_reduce(s, r - 1, dst, in, d->count, TT_STEP_INCOMING_FIRST,
-                                        TT_NO_STEP, TT_NO_STEP);
+        produced = tt_sched_recv_reduce(s, tt_ring_rank_at(&g, r - 1), dst, in, d->count,
+                                        TT_STEP_INCOMING_FIRST, TT_NO_STEP, TT_NO_STEP);
         cur = dst;
         vrank = r / 2;
     } else {
@@ -77,41 +95,46 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_sc
             (partner < r ? TT_STEP_INCOMING_FIRST : 0) | (mask * 2 >= p ? TT_STEP_FINAL : 0);
         int32_t sent_before = sent;
 
-        sent = tt_sched_send(s, partner, cur, d->count, TT_STEP_TO_REDUCE, produced, TT_NO_STEP);
+        sent = tt_sched_send(s, tt_ring_rank_at(&g, partner), cur, d->count, TT_STEP_TO_REDUCE,
+                             produced, TT_NO_STEP);
         if (first_sent == TT_NO_STEP)
             first_sent = sent;
         /* dst is what the previous round sent: that send must be done before we overwrite it. */
-        produced =
-            tt_sched_recv_reduce(s, partner, dst, cur, d->count, flags, produced, sent_before);
+        produced = tt_sched_recv_reduce(s, tt_ring_rank_at(&g, partner), dst, cur, d->count, flags,
+                                        produced, sent_before);
         cur = dst;
     }
 #undef NEXT_DST
     if (d->in_place) /* the output is the input: write it once the first send has read it */
         produced = tt_sched_copy(s, out, cur, d->count, produced, first_sent);
     if (pre)
-        tt_sched_send(s, r - 1, out, d->count, 0, produced, TT_NO_STEP);
+        tt_sched_send(s, tt_ring_rank_at(&g, r - 1), out, d->count, 0, produced, TT_NO_STEP);
+    free(order);
 }
 
-void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s)
+void tt_binomial_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, vrank = mod(d->rank - d->root, n), mask = 1;
-    tt_ref_t data = tt_ref(vrank == 0 ? TT_BUF_SEND : TT_BUF_RECV, 0);
+    int n = d->nranks, vrank, mask = 1, *order;
+    tt_ref_t data;
     int32_t got = TT_NO_STEP;
+    tt_ring_t g;
 
-    (void)t;
-    if (d->count == 0)
+    if (d->count == 0 || (order = position_order(d, s, &g)) == NULL)
         return;
+    vrank = tt_mod(g.me - tt_ring_position(&g, d->root), n);
+    data = tt_ref(vrank == 0 ? TT_BUF_SEND : TT_BUF_RECV, 0);
     if (vrank == 0 && !d->in_place)
         tt_sched_copy(s, tt_ref(TT_BUF_RECV, 0), data, d->count, TT_NO_STEP, TT_NO_STEP);
     for (; mask < n; mask <<= 1) {
         if (vrank & mask) {
-            got = tt_sched_recv(s, mod(d->rank - mask, n), data, d->count, TT_NO_STEP, TT_NO_STEP);
+            got = tt_sched_recv(s, tt_ring_peer(&g, -mask), data, d->count, TT_NO_STEP, TT_NO_STEP);
             break;
         }
     }
     for (mask >>= 1; mask > 0; mask >>= 1)
         if (vrank + mask < n)
-            tt_sched_send(s, mod(d->rank + mask, n), data, d->count, 0, got, TT_NO_STEP);
+            tt_sched_send(s, tt_ring_peer(&g, mask), data, d->count, 0, got, TT_NO_STEP);
+    free(order);
 }
 
 /*
@@ -119,19 +142,22 @@ void tt_binomial_broadcast(const tt_coll_desc_t *d, const tt_coll_settings_t *t,
  * distance) and passes the result to its parent. Children always come after
  * their parent in rank order relative to the root, so "local first".
  */
-void tt_binomial_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt_schedule_t *s)
+void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, vrank = mod(d->rank - d->root, n);
+    int n = d->nranks, vrank, *order;
     tt_ref_t acc = tt_ref(TT_BUF_SEND, 0), dst;
     int32_t last = TT_NO_STEP;
     int last_child = 0;
+    tt_ring_t g;
 
-    (void)t;
     if (n == 1 || d->count == 0) {
         if (n == 1 && !d->in_place && d->count > 0)
             tt_sched_copy(s, tt_ref(TT_BUF_RECV, 0), acc, d->count, TT_NO_STEP, TT_NO_STEP);
         return;
     }
+    if ((order = position_order(d, s, &g)) == NULL)
+        return;
+    vrank = tt_mod(g.me - tt_ring_position(&g, d->root), n);
     /* The children are vrank + mask for the masks below vrank's lowest set bit. */
     for (int mask = 1; mask < n && !(vrank & mask); mask <<= 1)
         if (vrank + mask < n)
@@ -140,27 +166,33 @@ void tt_binomial_reduce(const tt_coll_desc_t *d, const tt_coll_settings_t *t, tt
     for (int mask = 1; mask <= last_child; mask <<= 1) {
         if (vrank + mask >= n)
             continue;
-        last = tt_sched_recv_reduce(s, mod(d->rank + mask, n), dst, acc, d->count,
+        last = tt_sched_recv_reduce(s, tt_ring_peer(&g, mask), dst, acc, d->count,
                                     vrank == 0 && mask == last_child ? TT_STEP_FINAL : 0, last,
                                     TT_NO_STEP);
         acc = dst;
     }
     if (vrank != 0) {
         int parent_mask = vrank & -vrank;
-        tt_sched_send(s, mod(d->rank - parent_mask, n), acc, d->count, TT_STEP_TO_REDUCE, last,
+        tt_sched_send(s, tt_ring_peer(&g, -parent_mask), acc, d->count, TT_STEP_TO_REDUCE, last,
                       TT_NO_STEP);
     }
+    free(order);
 }
 
-/* Dissemination: in round k, tell rank r + 2^k that we (and all we heard from) arrived. */
+/* Dissemination: in round k, tell the rank 2^k positions on that we (and all we heard from)
+ * arrived. */
 void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, r = d->rank;
+    int n = d->nranks, *order;
     int32_t heard = TT_NO_STEP;
+    tt_ring_t g;
 
+    if ((order = position_order(d, s, &g)) == NULL)
+        return;
     for (int dist = 1; dist < n; dist <<= 1) {
-        tt_sched_send(s, mod(r + dist, n), tt_ref(TT_BUF_SEND, 0), 0, 0, heard, TT_NO_STEP);
-        heard =
-            tt_sched_recv(s, mod(r - dist, n), tt_ref(TT_BUF_RECV, 0), 0, TT_NO_STEP, TT_NO_STEP);
+        tt_sched_send(s, tt_ring_peer(&g, dist), tt_ref(TT_BUF_SEND, 0), 0, 0, heard, TT_NO_STEP);
+        heard = tt_sched_recv(s, tt_ring_peer(&g, -dist), tt_ref(TT_BUF_RECV, 0), 0, TT_NO_STEP,
+                              TT_NO_STEP);
     }
+    free(order);
 }

@@ -4,10 +4,11 @@
 #include "coll/plan_cache.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-void tt_plan_cache_init(tt_plan_cache_t *c, const tt_coll_settings_t *settings)
+void tt_plan_cache_init(tt_plan_cache_t *c)
 {
-    *c = (tt_plan_cache_t){.settings = *settings};
+    memset(c, 0, sizeof(*c));
     pthread_mutex_init(&c->lock, NULL);
 }
 
@@ -30,10 +31,12 @@ static int same_desc(const tt_coll_desc_t *a, const tt_coll_desc_t *b)
 {
     return a->kind == b->kind && a->count == b->count && a->elem_size == b->elem_size &&
            a->root == b->root && a->in_place == b->in_place && a->rank == b->rank &&
-           a->nranks == b->nranks;
+           a->nranks == b->nranks && a->algo == b->algo && a->channels == b->channels &&
+           a->chunk_bytes == b->chunk_bytes && a->pipeline_slots == b->pipeline_slots &&
+           a->cluster == b->cluster;
 }
 
-static tutti_status_t build(const tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p)
+static tutti_status_t build(const tt_coll_desc_t *d, tt_plan_t **plan_p)
 {
     tt_plan_t *plan = calloc(1, sizeof(*plan));
     tutti_status_t status;
@@ -43,7 +46,7 @@ static tutti_status_t build(const tt_plan_cache_t *c, const tt_coll_desc_t *d, t
     plan->desc = *d;
     atomic_init(&plan->refs, 1);
     tt_schedule_init(&plan->sched, d->elem_size);
-    status = tt_coll_build(d, &c->settings, &plan->sched);
+    status = tt_coll_build(d, &plan->sched);
     if (status != TUTTI_OK) {
         tt_plan_release(plan);
         return status;
@@ -52,7 +55,8 @@ static tutti_status_t build(const tt_plan_cache_t *c, const tt_coll_desc_t *d, t
     return TUTTI_OK;
 }
 
-tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p)
+tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p,
+                           int *built_p)
 {
     int victim = 0;
     tt_plan_t *plan;
@@ -66,6 +70,8 @@ tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_
         atomic_fetch_add(&plan->refs, 1);
         pthread_mutex_unlock(&c->lock);
         *plan_p = plan;
+        if (built_p != NULL)
+            *built_p = 0;
         return TUTTI_OK;
     }
     for (int i = 0; i < TT_PLAN_CACHE_SIZE; i++) {
@@ -75,6 +81,8 @@ tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_
             atomic_fetch_add(&c->plans[i]->refs, 1);
             *plan_p = c->plans[i];
             pthread_mutex_unlock(&c->lock);
+            if (built_p != NULL)
+                *built_p = 0;
             return TUTTI_OK;
         }
         if (c->last_used[i] < c->last_used[victim])
@@ -83,7 +91,7 @@ tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_
     pthread_mutex_unlock(&c->lock);
 
     /* Build outside the lock: big schedules take a while. */
-    TT_CHECK(build(c, d, &plan));
+    TT_CHECK(build(d, &plan));
     pthread_mutex_lock(&c->lock);
     tt_plan_release(c->plans[victim]);
     c->plans[victim] = plan;
@@ -92,5 +100,7 @@ tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_
     atomic_fetch_add(&plan->refs, 1);
     pthread_mutex_unlock(&c->lock);
     *plan_p = plan;
+    if (built_p != NULL)
+        *built_p = 1;
     return TUTTI_OK;
 }

@@ -22,18 +22,22 @@ typedef struct tt_plan {
 
 typedef struct tt_plan_cache {
     pthread_mutex_t lock;
-    tt_coll_settings_t settings;
     tt_plan_t *plans[TT_PLAN_CACHE_SIZE];
     uint64_t last_used[TT_PLAN_CACHE_SIZE];
     uint64_t clock;
     int mru; /* the slot of the last hit */
 } tt_plan_cache_t;
 
-void tt_plan_cache_init(tt_plan_cache_t *c, const tt_coll_settings_t *settings);
+void tt_plan_cache_init(tt_plan_cache_t *c);
 void tt_plan_cache_fini(tt_plan_cache_t *c);
 
-/* The plan for @p d, built if not cached; release it with tt_plan_release(). */
-tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p);
+/*
+ * The plan for @p d (fully resolved by tt_select), built if not cached;
+ * @p built_p (optional) says whether it had to be. Release it with
+ * tt_plan_release().
+ */
+tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p,
+                           int *built_p);
 
 void tt_plan_release(tt_plan_t *plan);
 

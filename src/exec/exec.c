@@ -108,6 +108,7 @@ static void post(tt_exec_t *e, int32_t i, const tt_step_t *st)
     x->buf = at(e, st->kind == TT_STEP_SEND ? st->src : st->dst);
     x->len = st->count * e->sched->elem_size;
     x->peer = st->peer;
+    x->channel = st->channel;
     x->flags = (st->flags & TT_STEP_TO_REDUCE) ? TT_XFER_TO_REDUCE : 0;
     x->tag = e->tag;
     x->consume = st->kind == TT_STEP_RECV_REDUCE ? consume_reduce : NULL;
@@ -143,6 +144,9 @@ static void run_ready(tt_exec_t *e)
         case TT_STEP_COPY:
             if (at(e, st->dst) != at(e, st->src))
                 memcpy(at(e, st->dst), at(e, st->src), st->count * e->sched->elem_size);
+            step_complete(e, i);
+            break;
+        case TT_STEP_JOIN:
             step_complete(e, i);
             break;
         }

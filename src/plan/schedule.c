@@ -16,6 +16,7 @@ void tt_schedule_init(tt_schedule_t *s, size_t elem_size)
 void tt_schedule_fini(tt_schedule_t *s)
 {
     free(s->steps);
+    free(s->deps);
     free(s->succ_start);
     free(s->succ);
     free(s->link_next);
@@ -23,8 +24,33 @@ void tt_schedule_fini(tt_schedule_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-static int32_t append(tt_schedule_t *s, const tt_step_t *step)
+static int add_dep(tt_schedule_t *s, int32_t dep)
 {
+    if (dep == TT_NO_STEP)
+        return 1;
+    if (s->ndeps == s->deps_cap) {
+        uint32_t cap = s->deps_cap ? s->deps_cap * 2 : 32;
+        int32_t *grown = realloc(s->deps, cap * sizeof(*grown));
+        if (grown == NULL) {
+            s->status = TUTTI_ERR_NO_MEMORY;
+            return 0;
+        }
+        s->deps = grown;
+        s->deps_cap = cap;
+    }
+    s->deps[s->ndeps++] = dep;
+    return 1;
+}
+
+/* Append @p step depending on @p deps; its dependency run starts where the array ends. */
+static int32_t append_with(tt_schedule_t *s, tt_step_t *step, const int32_t *deps, size_t n)
+{
+    step->channel = s->channel;
+    step->dep_start = s->ndeps;
+    for (size_t i = 0; i < n; i++)
+        if (!add_dep(s, deps[i]))
+            return TT_NO_STEP;
+    step->ndeps = s->ndeps - step->dep_start;
     if (s->status != TUTTI_OK)
         return TT_NO_STEP;
     if (s->nsteps == s->cap) {
@@ -41,66 +67,76 @@ static int32_t append(tt_schedule_t *s, const tt_step_t *step)
     return s->nsteps++;
 }
 
-static tt_step_t make_step(tt_step_kind_t kind, uint64_t count, int32_t dep0, int32_t dep1)
+static int32_t append(tt_schedule_t *s, tt_step_t *step, int32_t dep0, int32_t dep1)
+{
+    int32_t deps[2] = {dep0, dep1};
+    return append_with(s, step, deps, 2);
+}
+
+static tt_step_t make_step(tt_step_kind_t kind, uint64_t count)
 {
     tt_step_t step;
     memset(&step, 0, sizeof(step));
     step.kind = (uint8_t)kind;
     step.peer = -1;
     step.count = count;
-    step.deps[0] = dep0;
-    step.deps[1] = dep1;
     return step;
 }
 
 int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count, unsigned flags,
                       int32_t dep0, int32_t dep1)
 {
-    tt_step_t step = make_step(TT_STEP_SEND, count, dep0, dep1);
+    tt_step_t step = make_step(TT_STEP_SEND, count);
     step.flags = (uint8_t)flags;
     step.peer = peer;
     step.src = src;
-    return append(s, &step);
+    return append(s, &step, dep0, dep1);
 }
 
 int32_t tt_sched_recv(tt_schedule_t *s, int peer, tt_ref_t dst, uint64_t count, int32_t dep0,
                       int32_t dep1)
 {
-    tt_step_t step = make_step(TT_STEP_RECV, count, dep0, dep1);
+    tt_step_t step = make_step(TT_STEP_RECV, count);
     step.peer = peer;
     step.dst = dst;
-    return append(s, &step);
+    return append(s, &step, dep0, dep1);
 }
 
 int32_t tt_sched_recv_reduce(tt_schedule_t *s, int peer, tt_ref_t dst, tt_ref_t src, uint64_t count,
                              unsigned flags, int32_t dep0, int32_t dep1)
 {
-    tt_step_t step = make_step(TT_STEP_RECV_REDUCE, count, dep0, dep1);
+    tt_step_t step = make_step(TT_STEP_RECV_REDUCE, count);
     step.flags = (uint8_t)flags;
     step.peer = peer;
     step.dst = dst;
     step.src = src;
-    return append(s, &step);
+    return append(s, &step, dep0, dep1);
 }
 
 int32_t tt_sched_reduce(tt_schedule_t *s, tt_ref_t dst, tt_ref_t a, tt_ref_t b, uint64_t count,
                         unsigned flags, int32_t dep0, int32_t dep1)
 {
-    tt_step_t step = make_step(TT_STEP_REDUCE, count, dep0, dep1);
+    tt_step_t step = make_step(TT_STEP_REDUCE, count);
     step.flags = (uint8_t)flags;
     step.dst = dst;
     step.src = a;
     step.src2 = b;
-    return append(s, &step);
+    return append(s, &step, dep0, dep1);
 }
 
 int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t count, int32_t dep0,
                       int32_t dep1)
 {
-    tt_step_t step = make_step(TT_STEP_COPY, count, dep0, dep1);
+    tt_step_t step = make_step(TT_STEP_COPY, count);
     step.dst = dst;
     step.src = src;
-    return append(s, &step);
+    return append(s, &step, dep0, dep1);
+}
+
+int32_t tt_sched_join(tt_schedule_t *s, const int32_t *deps, size_t n)
+{
+    tt_step_t step = make_step(TT_STEP_JOIN, 0);
+    return append_with(s, &step, deps, n);
 }
 
 tt_ref_t tt_sched_scratch(tt_schedule_t *s, size_t bytes)
@@ -177,11 +213,9 @@ tutti_status_t tt_schedule_finalize(tt_schedule_t *s)
         goto err_nomem;
     /* Count successors, then lay them out (CSR). */
     for (size_t i = 0; i < n; i++) {
-        for (int d = 0; d < 2; d++) {
-            int32_t dep = s->steps[i].deps[d];
-            if (dep == TT_NO_STEP)
-                continue;
-            s->succ_start[dep + 1]++;
+        const tt_step_t *st = &s->steps[i];
+        for (uint32_t d = 0; d < st->ndeps; d++) {
+            s->succ_start[s->deps[st->dep_start + d] + 1]++;
             s->initial_pending[i]++;
         }
     }
@@ -190,12 +224,13 @@ tutti_status_t tt_schedule_finalize(tt_schedule_t *s)
     s->succ = malloc((size_t)s->succ_start[n] * sizeof(int32_t) + 1);
     if (s->succ == NULL)
         goto err_nomem;
-    for (size_t i = 0; i < n; i++)
-        for (int d = 0; d < 2; d++) {
-            int32_t dep = s->steps[i].deps[d];
-            if (dep != TT_NO_STEP)
-                s->succ[s->succ_start[dep] + fill[dep]++] = (int32_t)i;
+    for (size_t i = 0; i < n; i++) {
+        const tt_step_t *st = &s->steps[i];
+        for (uint32_t d = 0; d < st->ndeps; d++) {
+            int32_t dep = s->deps[st->dep_start + d];
+            s->succ[s->succ_start[dep] + fill[dep]++] = (int32_t)i;
         }
+    }
     free(fill);
     return link_order(s);
 

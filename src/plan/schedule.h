@@ -28,6 +28,7 @@ typedef enum tt_step_kind {
     TT_STEP_RECV_REDUCE, /* receive from peer, combining as it arrives: dst = src op incoming */
     TT_STEP_REDUCE,      /* dst = src op src2, element-wise */
     TT_STEP_COPY,        /* dst = src */
+    TT_STEP_JOIN,        /* nothing: done once all its dependencies are (joins many into one) */
 } tt_step_kind_t;
 
 typedef enum tt_buf {
@@ -67,17 +68,21 @@ static inline tt_ref_t tt_ref_add(tt_ref_t r, uint64_t bytes)
 typedef struct tt_step {
     uint8_t kind;
     uint8_t flags;
+    uint8_t channel; /* transfers: which of the plan's parallel channels (rails) carries it */
     int32_t peer;
     uint64_t count; /* elements */
     tt_ref_t dst, src, src2;
-    int32_t deps[2]; /* TT_NO_STEP or earlier steps that must complete first */
+    uint32_t dep_start, ndeps; /* earlier steps that must complete first: deps[dep_start..+ndeps) */
 } tt_step_t;
 
 typedef struct tt_schedule {
     tt_step_t *steps;
     int32_t nsteps, cap;
+    int32_t *deps; /* every step's dependencies, one run per step */
+    uint32_t ndeps, deps_cap;
     size_t elem_size;
     size_t scratch_bytes;
+    uint8_t channel;       /* channel of transfers being appended */
     tutti_status_t status; /* sticky: the first allocation failure while building */
     /* Filled by tt_schedule_finalize(): */
     int32_t *succ_start; /* successors of step i: succ[succ_start[i] .. succ_start[i+1]) */
@@ -98,6 +103,12 @@ void tt_schedule_fini(tt_schedule_t *s);
  */
 int32_t tt_sched_send(tt_schedule_t *s, int peer, tt_ref_t src, uint64_t count, unsigned flags,
                       int32_t dep0, int32_t dep1);
+
+/* Transfers appended from now on travel on channel @p channel (0 at first). */
+static inline void tt_sched_set_channel(tt_schedule_t *s, int channel)
+{
+    s->channel = (uint8_t)channel;
+}
 int32_t tt_sched_recv(tt_schedule_t *s, int peer, tt_ref_t dst, uint64_t count, int32_t dep0,
                       int32_t dep1);
 /*
@@ -113,6 +124,9 @@ int32_t tt_sched_reduce(tt_schedule_t *s, tt_ref_t dst, tt_ref_t a, tt_ref_t b, 
                         unsigned flags, int32_t dep0, int32_t dep1);
 int32_t tt_sched_copy(tt_schedule_t *s, tt_ref_t dst, tt_ref_t src, uint64_t count, int32_t dep0,
                       int32_t dep1);
+
+/* A step that completes once all @p n steps in @p deps (TT_NO_STEP entries ignored) have. */
+int32_t tt_sched_join(tt_schedule_t *s, const int32_t *deps, size_t n);
 
 /* Reserve @p bytes of scratch (64-byte aligned); returns where they start. */
 tt_ref_t tt_sched_scratch(tt_schedule_t *s, size_t bytes);

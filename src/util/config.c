@@ -81,7 +81,7 @@ static tutti_status_t parse_bool(const char *text, int *value_p)
     return TUTTI_ERR_INVALID_ARG;
 }
 
-static tutti_status_t parse_duration(const char *text, int64_t *ns_p)
+tutti_status_t tt_parse_duration(const char *text, int64_t *ns_p)
 {
     static const struct {
         const char *suffix;
@@ -129,7 +129,15 @@ tutti_status_t tt_config_parse_field(const tt_config_field_t *field, const char 
 
     switch (field->type) {
     case TT_CFG_UINT: status = parse_uint(text, (uint64_t *)(void *)slot); break;
-    case TT_CFG_SIZE: status = tt_parse_size(text, (size_t *)(void *)slot); break;
+    case TT_CFG_SIZE:
+        /* A size whose default is "auto" also takes "auto", stored as 0. */
+        if (strcmp(field->default_value, "auto") == 0 && strcmp(text, "auto") == 0) {
+            *(size_t *)(void *)slot = 0;
+            status = TUTTI_OK;
+        } else {
+            status = tt_parse_size(text, (size_t *)(void *)slot);
+        }
+        break;
     case TT_CFG_BOOL: status = parse_bool(text, (int *)(void *)slot); break;
     case TT_CFG_DURATION:
         /* A duration whose default is "auto" also takes "auto", stored as -1. */
@@ -137,7 +145,7 @@ tutti_status_t tt_config_parse_field(const tt_config_field_t *field, const char 
             *(int64_t *)(void *)slot = TT_CFG_AUTO;
             status = TUTTI_OK;
         } else {
-            status = parse_duration(text, (int64_t *)(void *)slot);
+            status = tt_parse_duration(text, (int64_t *)(void *)slot);
         }
         break;
     case TT_CFG_ENUM: status = parse_enum(text, field->choices, (int *)(void *)slot); break;

@@ -17,7 +17,8 @@
 
 typedef enum tt_cfg_type {
     TT_CFG_UINT,     /* uint64_t */
-    TT_CFG_SIZE,     /* size_t; accepts K, M, G suffixes (powers of 1024) */
+    TT_CFG_SIZE,     /* size_t; accepts K, M, G suffixes (powers of 1024);
+                        "auto" (0) too when that is the default */
     TT_CFG_BOOL,     /* int 0/1; accepts 1/0, yes/no, on/off, true/false */
     TT_CFG_DURATION, /* int64_t nanoseconds; accepts 5s, 250ms, 10us, 2m, or seconds;
                         "auto" (TT_CFG_AUTO) too when that is the default */
@@ -79,5 +80,8 @@ void tt_config_overrides_clear(tt_config_overrides_t *overrides);
 
 /* Parse a byte size with an optional K/M/G suffix ("64K", "1M"). */
 tutti_status_t tt_parse_size(const char *text, size_t *size_p);
+
+/* Parse a duration ("5s", "250ms", "10us", "2m", or plain seconds) into nanoseconds. */
+tutti_status_t tt_parse_duration(const char *text, int64_t *ns_p);
 
 #endif

@@ -16,35 +16,15 @@ struct tt_sim {
     int n;
     size_t piece;
     sim_tl_t *tls;
-    tt_xfer_queue_t *sends;     /* [from * n + to]: posted by from, not yet taken */
-    tt_xfer_queue_t *recvs;     /* [from * n + to]: posted by to, not yet filled */
-    tt_xfer_queue_t *completed; /* [rank]: sends taken by their receiver, to report */
+    tt_xfer_queue_t *sends;     /* [from * n + to]: posted by from, no receive yet */
+    tt_xfer_queue_t *recvs;     /* [from * n + to]: posted by to, no send yet */
+    tt_xfer_queue_t *completed; /* [rank]: matched transfers to report to their rank */
     uint64_t *bytes;            /* [from * n + to] */
 };
 
 static sim_tl_t *of(tt_transport_t *tl)
 {
     return (sim_tl_t *)(void *)tl;
-}
-
-static tutti_status_t sim_send(tt_transport_t *tl, tt_xfer_t *x)
-{
-    tt_sim_t *sim = of(tl)->sim;
-    if (x->peer < 0 || x->peer >= sim->n || x->peer == of(tl)->rank)
-        return TUTTI_ERR_INVALID_ARG;
-    x->status = TUTTI_IN_PROGRESS;
-    tt_xfer_queue_push(&sim->sends[of(tl)->rank * sim->n + x->peer], x);
-    return TUTTI_OK;
-}
-
-static tutti_status_t sim_recv(tt_transport_t *tl, tt_xfer_t *x)
-{
-    tt_sim_t *sim = of(tl)->sim;
-    if (x->peer < 0 || x->peer >= sim->n || x->peer == of(tl)->rank)
-        return TUTTI_ERR_INVALID_ARG;
-    x->status = TUTTI_IN_PROGRESS;
-    tt_xfer_queue_push(&sim->recvs[x->peer * sim->n + of(tl)->rank], x);
-    return TUTTI_OK;
 }
 
 static void deliver(tt_sim_t *sim, tt_xfer_t *s, tt_xfer_t *r)
@@ -59,6 +39,59 @@ static void deliver(tt_sim_t *sim, tt_xfer_t *s, tt_xfer_t *r)
                    r->len - off < sim->piece ? r->len - off : sim->piece);
 }
 
+/*
+ * Match send @p s (from @p from) with receive @p r (at @p to): move the data
+ * and queue both completions for their ranks' next progress call. Matching
+ * happens when the second of the pair is posted, so a send completes only
+ * once its receiver has taken it, and nothing scans idle links.
+ */
+static void match(tt_sim_t *sim, int from, int to, tt_xfer_t *s, tt_xfer_t *r)
+{
+    tutti_status_t status = TUTTI_OK;
+    if (s->len != r->len || s->tag != r->tag)
+        status = TUTTI_ERR_PROTOCOL;
+    else
+        deliver(sim, s, r);
+    sim->bytes[from * sim->n + to] += r->len;
+    s->status = r->status = status;
+    tt_xfer_queue_push(&sim->completed[from], s);
+    tt_xfer_queue_push(&sim->completed[to], r);
+}
+
+static tutti_status_t sim_send(tt_transport_t *tl, tt_xfer_t *x)
+{
+    tt_sim_t *sim = of(tl)->sim;
+    int me = of(tl)->rank;
+    tt_xfer_queue_t *waiting;
+
+    if (x->peer < 0 || x->peer >= sim->n || x->peer == me)
+        return TUTTI_ERR_INVALID_ARG;
+    x->status = TUTTI_IN_PROGRESS;
+    waiting = &sim->recvs[me * sim->n + x->peer];
+    if (waiting->head != NULL)
+        match(sim, me, x->peer, x, tt_xfer_queue_pop(waiting));
+    else
+        tt_xfer_queue_push(&sim->sends[me * sim->n + x->peer], x);
+    return TUTTI_OK;
+}
+
+static tutti_status_t sim_recv(tt_transport_t *tl, tt_xfer_t *x)
+{
+    tt_sim_t *sim = of(tl)->sim;
+    int me = of(tl)->rank;
+    tt_xfer_queue_t *waiting;
+
+    if (x->peer < 0 || x->peer >= sim->n || x->peer == me)
+        return TUTTI_ERR_INVALID_ARG;
+    x->status = TUTTI_IN_PROGRESS;
+    waiting = &sim->sends[x->peer * sim->n + me];
+    if (waiting->head != NULL)
+        match(sim, x->peer, me, tt_xfer_queue_pop(waiting), x);
+    else
+        tt_xfer_queue_push(&sim->recvs[x->peer * sim->n + me], x);
+    return TUTTI_OK;
+}
+
 static int sim_progress(tt_transport_t *tl, tt_xfer_t **done)
 {
     tt_sim_t *sim = of(tl)->sim;
@@ -68,23 +101,6 @@ static int sim_progress(tt_transport_t *tl, tt_xfer_t **done)
         tt_xfer_t *x = tt_xfer_queue_pop(&sim->completed[me]);
         tt_xfer_complete(x, x->status, done);
         events++;
-    }
-    for (int from = 0; from < sim->n; from++) {
-        tt_xfer_queue_t *sends = &sim->sends[from * sim->n + me],
-                        *recvs = &sim->recvs[from * sim->n + me];
-        while (sends->head && recvs->head) {
-            tt_xfer_t *s = tt_xfer_queue_pop(sends), *r = tt_xfer_queue_pop(recvs);
-            tutti_status_t status = TUTTI_OK;
-            if (s->len != r->len || s->tag != r->tag)
-                status = TUTTI_ERR_PROTOCOL;
-            else
-                deliver(sim, s, r);
-            sim->bytes[from * sim->n + me] += r->len;
-            s->status = status;
-            tt_xfer_queue_push(&sim->completed[from], s);
-            tt_xfer_complete(r, status, done);
-            events++;
-        }
     }
     return events;
 }

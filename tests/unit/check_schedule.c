@@ -1,12 +1,16 @@
 /*
  * Algorithms tested as data: build every rank's schedule for many (ranks,
- * count, chunk size, algorithm, root, in-place) and run them all in memory
- * on the real executor (tests/lib/sim.h), then check every element against
- * a reference computed directly, and the bytes each algorithm moves.
+ * cluster shape, count, chunk, algorithm, channels, root, in-place) and run
+ * them all in memory on the real executor (tests/lib/sim.h), then check
+ * every element against a reference computed directly, the bytes each
+ * algorithm moves against the textbook figures, and that nothing deadlocks
+ * (every send meets its receive).
  */
 #include "config.h"
 
 #include "coll/coll.h"
+#include "coll/ring.h"
+#include "coll/tree.h"
 #include "reduce/reduce.h"
 #include "tests/lib/sim.h"
 #include "tests/lib/unit.h"
@@ -23,10 +27,21 @@ static uint64_t value(int r, uint64_t i)
     return x ^ (x >> 31);
 }
 
+/* A double near 1 with NaNs sprinkled in: combining it is order-sensitive. */
+static uint64_t float_value(int r, uint64_t i)
+{
+    double d = (i + (uint64_t)r) % 13 == 0 ? NAN : (double)value(r, i) * 1e-19;
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof(bits));
+    return bits;
+}
+
+typedef uint64_t (*fill_fn_t)(int rank, uint64_t i);
+
+/* Every rank's schedule, buffers and executor environment. */
 typedef struct world {
     int n;
-    tt_coll_desc_t desc;
-    tt_coll_settings_t settings;
+    tt_coll_desc_t desc; /* the last rank's; the rest differ only in rank and in_place */
     tt_schedule_t *scheds;
     const tt_schedule_t **sched_ptrs;
     void *(*bases)[TT_BUF_COUNT];
@@ -47,13 +62,23 @@ static size_t recv_elems(const tt_coll_desc_t *d)
     return d->kind == TT_COLL_ALLGATHER ? d->count * (size_t)d->nranks : d->count;
 }
 
-/* Build, lay out buffers (in place where asked) and fill inputs for every rank. */
-static void world_init(world_t *w, tt_coll_kind_t kind, int n, uint64_t count, size_t chunk,
-                       int algo, int root, int in_place, tutti_op_t op)
+static int rooted(tt_coll_kind_t kind)
 {
+    return kind == TT_COLL_BROADCAST || kind == TT_COLL_REDUCE;
+}
+
+/*
+ * Build every rank's schedule for @p tmpl (rank ignored) with elements of
+ * @p type combined by @p op, lay out the buffers (in place where asked) and
+ * fill the inputs with @p fill.
+ */
+static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t type, tutti_op_t op,
+                       fill_fn_t fill)
+{
+    int n = tmpl->nranks;
+
     memset(w, 0, sizeof(*w));
     w->n = n;
-    w->settings = (tt_coll_settings_t){chunk, 3, 4096, algo};
     w->scheds = calloc((size_t)n, sizeof(*w->scheds));
     w->sched_ptrs = calloc((size_t)n, sizeof(*w->sched_ptrs));
     w->bases = calloc((size_t)n, sizeof(*w->bases));
@@ -64,28 +89,32 @@ static void world_init(world_t *w, tt_coll_kind_t kind, int n, uint64_t count, s
     w->routes = calloc((size_t)n, sizeof(*w->routes));
     w->sim = tt_sim_create(n, 192);
     for (int r = 0; r < n; r++) {
-        tt_coll_desc_t d = {kind, count, sizeof(uint64_t), root, 0, r, n};
+        tt_coll_desc_t d = *tmpl;
         size_t sn = send_elems(&d), rn = recv_elems(&d);
-        int rooted = kind == TT_COLL_BROADCAST || kind == TT_COLL_REDUCE;
 
-        d.in_place = in_place && (!rooted || r == root) && kind != TT_COLL_BARRIER;
+        d.rank = r;
+        d.elem_size = sizeof(uint64_t);
+        d.in_place =
+            tmpl->in_place && (!rooted(d.kind) || r == d.root) && d.kind != TT_COLL_BARRIER;
         w->desc = d;
         /* The in-place layouts of tutti.h. */
         if (!d.in_place) {
             w->send[r] = w->owned[2 * r] = calloc(sn + 1, sizeof(uint64_t));
             w->recv[r] = w->owned[2 * r + 1] = calloc(rn + 1, sizeof(uint64_t));
-        } else if (kind == TT_COLL_REDUCE_SCATTER) {
+        } else if (d.kind == TT_COLL_REDUCE_SCATTER) {
             w->send[r] = w->owned[2 * r] = calloc(sn + 1, sizeof(uint64_t));
-            w->recv[r] = w->send[r] + (size_t)r * count;
+            w->recv[r] = w->send[r] + (size_t)r * d.count;
         } else {
             w->recv[r] = w->owned[2 * r] = calloc(rn + 1, sizeof(uint64_t));
-            w->send[r] = kind == TT_COLL_ALLGATHER ? w->recv[r] + (size_t)r * count : w->recv[r];
+            w->send[r] =
+                d.kind == TT_COLL_ALLGATHER ? w->recv[r] + (size_t)r * d.count : w->recv[r];
         }
         for (size_t i = 0; i < sn; i++)
-            w->send[r][i] = value(r, i);
+            w->send[r][i] = fill(r, i);
         tt_schedule_init(&w->scheds[r], sizeof(uint64_t));
-        if (tt_coll_build(&d, &w->settings, &w->scheds[r]) != TUTTI_OK)
-            ck_abort_msg("building %s for rank %d of %d failed", tt_coll_kind_names[kind], r, n);
+        if (tt_coll_build(&d, &w->scheds[r]) != TUTTI_OK)
+            ck_abort_msg("building %s/%s for rank %d of %d failed", tt_coll_kind_names[d.kind],
+                         tt_algo_names[d.algo], r, n);
         w->sched_ptrs[r] = &w->scheds[r];
         w->routes[r] = calloc((size_t)n, sizeof(tt_transport_t *));
         for (int p = 0; p < n; p++)
@@ -95,8 +124,8 @@ static void world_init(world_t *w, tt_coll_kind_t kind, int n, uint64_t count, s
         w->bases[r][TT_BUF_SCRATCH] = malloc(w->scheds[r].scratch_bytes + 1);
         w->envs[r].route = w->routes[r];
         w->envs[r].reduce =
-            tt_reduce_kernel(TT_REDUCE_ISA_AUTO, TUTTI_UINT64, op == TUTTI_AVG ? TUTTI_SUM : op);
-        w->envs[r].reduce_final = tt_reduce_kernel(TT_REDUCE_ISA_AUTO, TUTTI_UINT64, op);
+            tt_reduce_kernel(TT_REDUCE_ISA_AUTO, type, op == TUTTI_AVG ? TUTTI_SUM : op);
+        w->envs[r].reduce_final = tt_reduce_kernel(TT_REDUCE_ISA_AUTO, type, op);
         w->envs[r].divisor = (uint32_t)n;
     }
 }
@@ -121,63 +150,103 @@ static void world_fini(world_t *w)
     free(w->routes);
 }
 
-/* The reduction of element i of every rank's input block @p block (sum, wrapping). */
-static uint64_t sum_of(int n, uint64_t block_offset, uint64_t i)
+static void world_run(world_t *w, unsigned seed, const char *what)
+{
+    tutti_status_t status = tt_sim_run(w->sim, w->sched_ptrs, w->bases, w->envs, seed);
+    if (status != TUTTI_OK)
+        ck_abort_msg("%s: %s", what,
+                     status == TUTTI_ERR_INTERNAL ? "deadlock" : tutti_status_string(status));
+}
+
+/* The reduction (wrapping sum) of element i of every rank's input block at @p offset. */
+static uint64_t sum_of(int n, uint64_t offset, uint64_t i)
 {
     uint64_t s = 0;
     for (int r = 0; r < n; r++)
-        s += value(r, block_offset + i);
+        s += value(r, offset + i);
     return s;
 }
 
-static void check_results(const world_t *w, int root, const char *what)
+/* What every rank should end with: one vector, computed once (rank r's block of it for RS). */
+static uint64_t *expected_vector(const world_t *w, size_t *len_p)
 {
     const tt_coll_desc_t *d = &w->desc;
-    for (int r = 0; r < w->n; r++) {
-        for (uint64_t i = 0; i < recv_elems(d); i++) {
-            uint64_t want;
-            switch (d->kind) {
-            case TT_COLL_ALLREDUCE: want = sum_of(w->n, 0, i); break;
-            case TT_COLL_REDUCE_SCATTER: want = sum_of(w->n, (uint64_t)r * d->count, i); break;
-            case TT_COLL_ALLGATHER: want = value((int)(i / d->count), i % d->count); break;
-            case TT_COLL_BROADCAST: want = value(root, i); break;
-            case TT_COLL_REDUCE:
-                if (r != root)
-                    continue;
-                want = sum_of(w->n, 0, i);
-                break;
-            default: continue;
-            }
-            /* Check logs every assertion it evaluates: only call it on a mismatch. */
-            if (w->recv[r][i] != want)
-                ck_abort_msg("%s: rank %d element %llu is %#llx, expected %#llx", what, r,
-                             (unsigned long long)i, (unsigned long long)w->recv[r][i],
-                             (unsigned long long)want);
+    size_t len = d->kind == TT_COLL_REDUCE_SCATTER || d->kind == TT_COLL_ALLGATHER
+                     ? d->count * (size_t)w->n
+                     : d->count;
+    uint64_t *want = calloc(len + 1, sizeof(uint64_t));
+
+    for (size_t i = 0; i < len; i++) {
+        switch (d->kind) {
+        case TT_COLL_ALLREDUCE:
+        case TT_COLL_REDUCE:
+        case TT_COLL_REDUCE_SCATTER: want[i] = sum_of(w->n, 0, i); break;
+        case TT_COLL_ALLGATHER: want[i] = value((int)(i / d->count), i % d->count); break;
+        case TT_COLL_BROADCAST: want[i] = value(d->root, i); break;
+        default: break;
         }
     }
+    *len_p = len;
+    return want;
 }
 
-static void run_case(tt_coll_kind_t kind, int n, uint64_t count, size_t chunk, int algo, int root,
-                     int in_place, unsigned seed)
+static void check_results(const world_t *w, const char *what)
 {
-    char what[160];
-    world_t w;
-    tutti_status_t status;
+    const tt_coll_desc_t *d = &w->desc;
+    size_t len;
+    uint64_t *want = expected_vector(w, &len);
 
-    snprintf(what, sizeof(what), "%s n=%d count=%llu chunk=%zu algo=%d root=%d in_place=%d",
-             tt_coll_kind_names[kind], n, (unsigned long long)count, chunk, algo, root, in_place);
-    world_init(&w, kind, n, count, chunk, algo, root, in_place, TUTTI_SUM);
-    status = tt_sim_run(w.sim, w.sched_ptrs, w.bases, w.envs, seed);
-    if (status != TUTTI_OK)
-        ck_abort_msg("%s: %s", what, tutti_status_string(status));
-    check_results(&w, root, what);
+    for (int r = 0; r < w->n && d->kind != TT_COLL_BARRIER; r++) {
+        /* Reduce-scatter: rank r holds block r of the reduced vector. */
+        const uint64_t *mine =
+            d->kind == TT_COLL_REDUCE_SCATTER ? want + (size_t)r * d->count : want;
+        if (d->kind == TT_COLL_REDUCE && r != d->root)
+            continue;
+        for (uint64_t i = 0; i < recv_elems(d); i++)
+            /* Check logs every assertion it evaluates: only call it on a mismatch. */
+            if (w->recv[r][i] != mine[i])
+                ck_abort_msg("%s: rank %d element %llu is %#llx, expected %#llx", what, r,
+                             (unsigned long long)i, (unsigned long long)w->recv[r][i],
+                             (unsigned long long)mine[i]);
+    }
+    free(want);
+}
+
+static tt_coll_desc_t desc_of(tt_coll_kind_t kind, tt_algo_t algo, int n, uint64_t count,
+                              size_t chunk, int channels, const tt_cluster_t *cluster)
+{
+    tt_coll_desc_t d = {.kind = kind,
+                        .count = count,
+                        .elem_size = sizeof(uint64_t),
+                        .nranks = n,
+                        .algo = algo,
+                        .channels = channels,
+                        .chunk_bytes = chunk,
+                        .pipeline_slots = 3,
+                        .cluster = cluster};
+    return d;
+}
+
+static void run_case(const tt_coll_desc_t *d, unsigned seed)
+{
+    char what[200];
+    world_t w;
+
+    snprintf(what, sizeof(what),
+             "%s/%s n=%d count=%llu chunk=%zu channels=%d root=%d in_place=%d%s",
+             tt_coll_kind_names[d->kind], tt_algo_names[d->algo], d->nranks,
+             (unsigned long long)d->count, d->chunk_bytes, d->channels, d->root, d->in_place,
+             d->cluster ? " (cluster)" : "");
+    world_init(&w, d, TUTTI_UINT64, TUTTI_SUM, value);
+    world_run(&w, seed, what);
+    check_results(&w, what);
     world_fini(&w);
 }
 
 static const tt_coll_kind_t kinds[] = {TT_COLL_ALLREDUCE, TT_COLL_REDUCE_SCATTER, TT_COLL_ALLGATHER,
                                        TT_COLL_BROADCAST, TT_COLL_REDUCE,         TT_COLL_BARRIER};
 
-/* Every collective, both algorithm families, many sizes and shapes; _i is the rank count. */
+/* Every collective with every algorithm it has that runs without a cluster view; _i ranks. */
 START_TEST(every_algorithm_every_shape)
 {
     int n = _i;
@@ -186,7 +255,9 @@ START_TEST(every_algorithm_every_shape)
     unsigned seed = (unsigned)n * 7919u;
 
     for (size_t k = 0; k < TT_ARRAY_SIZE(kinds); k++)
-        for (int algo = TT_ALGO_BANDWIDTH; algo <= TT_ALGO_LATENCY; algo++)
+        for (int a = TT_ALGO_AUTO + 1; a < TT_ALGO_COUNT; a++) {
+            if (!tt_algo_supports((tt_algo_t)a, kinds[k]) || a == TT_ALGO_HIER)
+                continue;
             for (size_t c = 0; c < TT_ARRAY_SIZE(counts); c++)
                 for (size_t ch = 0; ch < TT_ARRAY_SIZE(chunks); ch++) {
                     int roots[] = {0, n - 1, n / 2};
@@ -194,70 +265,275 @@ START_TEST(every_algorithm_every_shape)
                         continue;
                     for (int in_place = 0; in_place <= 1; in_place++)
                         for (size_t ro = 0; ro < 3; ro++) {
-                            if (ro > 0 && kinds[k] != TT_COLL_BROADCAST &&
-                                kinds[k] != TT_COLL_REDUCE)
+                            tt_coll_desc_t d = desc_of(kinds[k], (tt_algo_t)a, n, counts[c],
+                                                       chunks[ch], 1 + (int)(c % 3), NULL);
+                            if (ro > 0 && !rooted(kinds[k]))
                                 break;
-                            run_case(kinds[k], n, counts[c], chunks[ch], algo, roots[ro], in_place,
-                                     seed++);
+                            d.root = roots[ro];
+                            d.in_place = in_place;
+                            run_case(&d, seed++);
                         }
                 }
+        }
 }
 END_TEST
 
-/* The bandwidth algorithms move exactly what theory says, per rank. */
-START_TEST(bandwidth_optimal_bytes)
+/* Cluster shapes: hosts x ranks per host x NICs. */
+static const int shapes[][3] = {{2, 4, 2}, {3, 2, 1}, {4, 3, 4}, {5, 1, 0},
+                                {2, 8, 8}, {3, 5, 2}, {7, 2, 2}, {1, 6, 2}};
+
+/* Every algorithm on clusters of several hosts, with the topology-aware orders. */
+START_TEST(algorithms_on_clusters)
+{
+    const int *shape = shapes[_i];
+    tt_cluster_t cluster;
+    int n = shape[0] * shape[1];
+    uint64_t counts[] = {0, 1, (uint64_t)n + 1, 1001, 5003};
+    unsigned seed = (unsigned)_i * 104729u;
+
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, shape[0], shape[1], shape[2], NULL), TUTTI_OK);
+    for (size_t k = 0; k < TT_ARRAY_SIZE(kinds); k++)
+        for (int a = TT_ALGO_AUTO + 1; a < TT_ALGO_COUNT; a++) {
+            if (!tt_algo_supports((tt_algo_t)a, kinds[k]))
+                continue;
+            for (size_t c = 0; c < TT_ARRAY_SIZE(counts); c++)
+                for (int channels = 1; channels <= 4; channels *= 2)
+                    for (int in_place = 0; in_place <= 1; in_place++) {
+                        tt_coll_desc_t d = desc_of(kinds[k], (tt_algo_t)a, n, counts[c],
+                                                   c % 2 ? 512 : 64 * 1024, channels, &cluster);
+                        d.root = (int)(c % (uint64_t)n);
+                        d.in_place = in_place;
+                        run_case(&d, seed++);
+                    }
+        }
+    tt_cluster_fini(&cluster);
+}
+END_TEST
+
+/* Large rank counts: the plans stay correct and deadlock-free up to 1024 ranks. */
+START_TEST(large_rank_counts)
+{
+    static const struct {
+        int hosts, per_host;
+        tt_algo_t algo;
+    } cases[] = {
+        {1024, 1, TT_ALGO_RING}, {128, 8, TT_ALGO_RING}, {128, 8, TT_ALGO_HIER},
+        {1024, 1, TT_ALGO_TREE}, {64, 16, TT_ALGO_TREE}, {1000, 1, TT_ALGO_RD},
+        {256, 4, TT_ALGO_HIER},
+    };
+    tt_cluster_t cluster;
+    int i = _i, n = cases[i].hosts * cases[i].per_host;
+
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, cases[i].hosts, cases[i].per_host, 4, NULL),
+                     TUTTI_OK);
+    {
+        tt_coll_desc_t d =
+            desc_of(TT_COLL_ALLREDUCE, cases[i].algo, n, 3 * (uint64_t)n + 7, 1 << 20, 2, &cluster);
+        run_case(&d, 77u + (unsigned)i);
+    }
+    tt_cluster_fini(&cluster);
+}
+END_TEST
+
+static uint64_t bytes_from(const world_t *w, int rank)
+{
+    uint64_t total = 0;
+    for (int p = 0; p < w->n; p++)
+        total += tt_sim_bytes(w->sim, rank, p);
+    return total;
+}
+
+/* Rings move exactly what the textbook says: every rank sends 2(n-1)/n of the data (per channel).
+ */
+START_TEST(ring_bytes_are_textbook)
 {
     int n = _i;
-    uint64_t count = 1000003;
+    uint64_t count = 100003;
     size_t es = sizeof(uint64_t);
+    tt_cluster_t cluster;
+
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, n, 1, 4, NULL), TUTTI_OK);
+    for (int channels = 1; channels <= 4; channels++) {
+        tt_coll_desc_t d =
+            desc_of(TT_COLL_ALLREDUCE, TT_ALGO_RING, n, count, 4096, channels, &cluster);
+        int *order = malloc((size_t)n * sizeof(int));
+        world_t w;
+
+        world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
+        world_run(&w, 1, "ring bytes");
+        check_results(&w, "ring bytes");
+        for (int r = 0; r < n; r++) {
+            uint64_t want = 0;
+            for (int c = 0; c < channels; c++) {
+                tt_span_t span = tt_block(count, channels, c);
+                tt_ring_t g;
+                tt_ring_order(&d, c, order);
+                tt_ring_init(&g, order, n, r, c);
+                /* Every block but its own (reduce-scatter) and the next one (all-gather). */
+                want += 2 * span.count - tt_sub_block(span, n, g.me).count -
+                        tt_sub_block(span, n, tt_mod(g.me + 1, n)).count;
+            }
+            ck_assert_uint_eq(bytes_from(&w, r), want * es);
+            /* ... which is 2(n-1)/n of the buffer, give or take the rounding of blocks. */
+            ck_assert(fabs((double)bytes_from(&w, r) - 2.0 * (n - 1) / n * (double)(count * es)) <=
+                      (double)(4 * channels * es));
+        }
+        world_fini(&w);
+        free(order);
+    }
+    tt_cluster_fini(&cluster);
+}
+END_TEST
+
+/* The double binary tree: each edge carries its tree's half once up and once down. */
+START_TEST(tree_bytes_are_per_edge)
+{
+    int n = _i;
+    uint64_t count = 20001;
+    tt_coll_desc_t d = desc_of(TT_COLL_ALLREDUCE, TT_ALGO_TREE, n, count, 8192, 2, NULL);
     world_t w;
 
-    world_init(&w, TT_COLL_ALLREDUCE, n, count, 64 * 1024, TT_ALGO_BANDWIDTH, 0, 0, TUTTI_SUM);
-    ck_assert_int_eq(tt_sim_run(w.sim, w.sched_ptrs, w.bases, w.envs, 1), TUTTI_OK);
-    for (int r = 0; r < n; r++) {
-        /* A ring rank sends every block but its own (reduce-scatter) and every block but
-         * its right neighbour's (all-gather), each exactly once, all to its right. */
-        int right = (r + 1) % n;
-        uint64_t own = tt_block(count, n, r).count, next = tt_block(count, n, right).count;
-        uint64_t want = (2 * count - own - next) * es;
-        ck_assert_uint_eq(tt_sim_bytes(w.sim, r, right), want);
-        for (int p = 0; p < n; p++)
-            if (p != right)
-                ck_assert_uint_eq(tt_sim_bytes(w.sim, r, p), 0);
-    }
-    check_results(&w, 0, "ring allreduce bytes");
+    world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
+    world_run(&w, 3, "tree bytes");
+    check_results(&w, "tree bytes");
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++) {
+            uint64_t want = 0;
+            for (int t = 0; t < 2; t++) {
+                int pa = tt_btree_position(n, t, a), pb = tt_btree_position(n, t, b), links[3];
+                uint64_t half = tt_block(count, 2, t).count * sizeof(uint64_t);
+                tt_btree_links(n, pa, &links[0], &links[1], &links[2]);
+                if (links[0] == pb || links[1] == pb || links[2] == pb)
+                    want += half; /* up to the parent, or down to a child */
+            }
+            if (tt_sim_bytes(w.sim, a, b) != want)
+                ck_abort_msg("n=%d: %d -> %d moved %llu bytes, expected %llu", n, a, b,
+                             (unsigned long long)tt_sim_bytes(w.sim, a, b),
+                             (unsigned long long)want);
+        }
     world_fini(&w);
+}
+END_TEST
 
-    world_init(&w, TT_COLL_ALLGATHER, n, 1001, 4096, TT_ALGO_BANDWIDTH, 0, 0, TUTTI_SUM);
-    ck_assert_int_eq(tt_sim_run(w.sim, w.sched_ptrs, w.bases, w.envs, 2), TUTTI_OK);
-    for (int r = 0; r < n; r++)
-        ck_assert_uint_eq(tt_sim_bytes(w.sim, r, (r + 1) % n), (uint64_t)(n - 1) * 1001 * es);
-    world_fini(&w);
+/* Hierarchical: the network carries each byte of a host's data 2(H-1)/H times, no more. */
+START_TEST(hier_bytes_cross_hosts_once)
+{
+    const int *shape = shapes[_i];
+    int H = shape[0], L = shape[1], n = H * L;
+    uint64_t count = 30011, across = 0, expect;
+    tt_cluster_t cluster;
+    world_t w;
 
-    world_init(&w, TT_COLL_BROADCAST, n, 5000, 4096, TT_ALGO_BANDWIDTH, n - 1, 0, TUTTI_SUM);
-    ck_assert_int_eq(tt_sim_run(w.sim, w.sched_ptrs, w.bases, w.envs, 3), TUTTI_OK);
-    for (int r = 0; r < n; r++) {
-        /* A chain: every rank but the last one (just before the root) forwards everything. */
-        uint64_t want = r == (n - 2 + n) % n || n == 1 ? 0 : 5000 * es;
-        ck_assert_uint_eq(tt_sim_bytes(w.sim, r, (r + 1) % n), want);
+    if (H < 2)
+        return;
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, H, L, shape[2], NULL), TUTTI_OK);
+    {
+        tt_coll_desc_t d = desc_of(TT_COLL_ALLREDUCE, TT_ALGO_HIER, n, count, 4096, 1, &cluster);
+        world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
     }
+    world_run(&w, 5, "hier bytes");
+    check_results(&w, "hier bytes");
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++)
+            if (tt_cluster_link(&cluster, a, b) == TT_LINK_NET)
+                across += tt_sim_bytes(w.sim, a, b);
+    /* Each host sends 2(H-1)/H of the vector: L shards, each a ring over H hosts. */
+    expect = (uint64_t)(2 * (H - 1)) * count * sizeof(uint64_t);
+    ck_assert_msg(fabs((double)across - (double)expect) <= (double)(4 * n * L * sizeof(uint64_t)),
+                  "%d hosts x %d: %llu bytes crossed hosts, expected about %llu", H, L,
+                  (unsigned long long)across, (unsigned long long)expect);
     world_fini(&w);
+    tt_cluster_fini(&cluster);
+}
+END_TEST
+
+/* Tree shape: every node's parent lists it as a child; each rank is interior in at most one tree.
+ */
+START_TEST(double_binary_tree_shape)
+{
+    for (int n = 1; n <= 1024; n++) {
+        int *interior = calloc((size_t)n, sizeof(int));
+        for (int t = 0; t < 2; t++) {
+            int roots = 0;
+            for (int i = 0; i < n; i++) {
+                int p = tt_btree_position(n, t, i), l[3], up[3];
+                tt_btree_links(n, p, &l[0], &l[1], &l[2]);
+                if (l[0] == 0)
+                    roots++;
+                else {
+                    tt_btree_links(n, l[0], &up[0], &up[1], &up[2]);
+                    if (up[1] != p && up[2] != p)
+                        ck_abort_msg("n=%d tree %d: %d's parent %d does not list it", n, t, p,
+                                     l[0]);
+                }
+                if (l[1] || l[2])
+                    interior[i]++;
+            }
+            if (roots != 1)
+                ck_abort_msg("n=%d tree %d has %d roots", n, t, roots);
+        }
+        for (int i = 0; i < n; i++)
+            if (interior[i] > 1)
+                ck_abort_msg("n=%d: rank %d is interior in both trees", n, i);
+        free(interior);
+    }
+}
+END_TEST
+
+/* Ring orders keep hosts contiguous, and each channel leaves a host through its own rail. */
+START_TEST(ring_orders_follow_rails)
+{
+    const int *shape = shapes[_i];
+    int H = shape[0], L = shape[1], nics = shape[2], n = H * L,
+        *order = malloc((size_t)n * sizeof(int));
+    tt_cluster_t cluster;
+
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, H, L, nics, NULL), TUTTI_OK);
+    for (int c = 0; c < 4; c++) {
+        tt_coll_desc_t d = desc_of(TT_COLL_ALLREDUCE, TT_ALGO_RING, n, 1, 4096, 4, &cluster);
+        tt_ring_order(&d, c, order);
+        for (int pos = 0; pos < n; pos++) {
+            int host = cluster.places[order[pos]].host;
+            ck_assert_int_eq(host, pos / L); /* contiguous, hosts in order */
+            if (pos % L == L - 1 && nics > 0 && cluster.places[order[pos]].nic >= 0 &&
+                L >= TT_MIN(nics, 4))
+                ck_assert_int_eq(cluster.places[order[pos]].nic, c % cluster.rails);
+        }
+    }
+    /* With as many channels as rails, the ranks that send to the next host all differ. */
+    if (nics > 1 && L >= nics) {
+        int *senders = calloc((size_t)L, sizeof(int));
+        for (int c = 0; c < nics; c++) {
+            tt_coll_desc_t d = desc_of(TT_COLL_ALLREDUCE, TT_ALGO_RING, n, 1, 4096, nics, &cluster);
+            tt_ring_order(&d, c, order);
+            senders[cluster.places[order[L - 1]].local]++;
+        }
+        for (int j = 0; j < L; j++)
+            ck_assert_int_le(senders[j], 1);
+        free(senders);
+    }
+    tt_cluster_fini(&cluster);
+    free(order);
 }
 END_TEST
 
 /* avg divides exactly once, whatever the algorithm. */
 START_TEST(average_divides_once)
 {
+    tt_cluster_t cluster;
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, 3, 3, 2, NULL), TUTTI_OK);
     for (int n = 1; n <= 9; n++)
-        for (int algo = TT_ALGO_BANDWIDTH; algo <= TT_ALGO_LATENCY; algo++)
-            for (int k = 0; k < 3; k++) {
-                static const tt_coll_kind_t avg_kinds[] = {TT_COLL_ALLREDUCE,
-                                                           TT_COLL_REDUCE_SCATTER, TT_COLL_REDUCE};
+        for (size_t k = 0; k < 3; k++) {
+            static const tt_coll_kind_t avg_kinds[] = {TT_COLL_ALLREDUCE, TT_COLL_REDUCE_SCATTER,
+                                                       TT_COLL_REDUCE};
+            for (int a = TT_ALGO_AUTO + 1; a < TT_ALGO_COUNT; a++) {
+                tt_coll_desc_t d =
+                    desc_of(avg_kinds[k], (tt_algo_t)a, n, 37, 64, 2, n == 9 ? &cluster : NULL);
                 world_t w;
-                world_init(&w, avg_kinds[k], n, 37, 64, algo, 0, 0, TUTTI_AVG);
-                if (tt_sim_run(w.sim, w.sched_ptrs, w.bases, w.envs, 5) != TUTTI_OK)
-                    ck_abort_msg("avg of %s on %d ranks did not complete",
-                                 tt_coll_kind_names[avg_kinds[k]], n);
+                if (!tt_algo_supports((tt_algo_t)a, avg_kinds[k]) || (a == TT_ALGO_HIER && n != 9))
+                    continue;
+                world_init(&w, &d, TUTTI_UINT64, TUTTI_AVG, value);
+                world_run(&w, 5, "avg");
                 for (int r = 0; r < n; r++)
                     for (uint64_t i = 0; i < recv_elems(&w.desc); i++) {
                         uint64_t off =
@@ -265,80 +541,44 @@ START_TEST(average_divides_once)
                         if (avg_kinds[k] == TT_COLL_REDUCE && r != 0)
                             continue;
                         if (w.recv[r][i] != sum_of(n, off, i) / (uint64_t)n)
-                            ck_abort_msg("avg of %s on %d ranks: rank %d element %llu is wrong",
-                                         tt_coll_kind_names[avg_kinds[k]], n, r,
+                            ck_abort_msg("avg of %s/%s on %d ranks: rank %d element %llu is wrong",
+                                         tt_coll_kind_names[avg_kinds[k]], tt_algo_names[a], n, r,
                                          (unsigned long long)i);
                     }
                 world_fini(&w);
             }
+        }
+    tt_cluster_fini(&cluster);
 }
 END_TEST
 
 /*
  * Floats: every rank ends with the same bits, also for min/max with NaNs,
- * whose result depends on operand order (recursive doubling and trees must
- * combine in one canonical order on all ranks).
+ * whose result depends on operand order (every algorithm must combine in one
+ * canonical order for all ranks).
  */
 START_TEST(floats_bitwise_identical_on_all_ranks)
 {
+    tt_cluster_t cluster;
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, 2, 5, 2, NULL), TUTTI_OK);
     for (int n = 2; n <= 11; n++)
-        for (int algo = TT_ALGO_BANDWIDTH; algo <= TT_ALGO_LATENCY; algo++)
+        for (int a = TT_ALGO_AUTO + 1; a < TT_ALGO_COUNT; a++)
             for (int op = TUTTI_SUM; op <= TUTTI_AVG; op++) {
-                tt_coll_desc_t d = {TT_COLL_ALLREDUCE, 257, sizeof(double), 0, 0, 0, n};
-                tt_coll_settings_t t = {512, 3, 4096, algo};
-                tt_sim_t *sim = tt_sim_create(n, 128);
-                tt_schedule_t *scheds = calloc((size_t)n, sizeof(*scheds));
-                const tt_schedule_t **ptrs = calloc((size_t)n, sizeof(*ptrs));
-                void *(*bases)[TT_BUF_COUNT] = calloc((size_t)n, sizeof(*bases));
-                tt_exec_env_t *envs = calloc((size_t)n, sizeof(*envs));
-                tt_transport_t ***routes = calloc((size_t)n, sizeof(*routes));
-                double **in = calloc((size_t)n, sizeof(*in)),
-                       **out = calloc((size_t)n, sizeof(*out));
-
-                for (int r = 0; r < n; r++) {
-                    d.rank = r;
-                    in[r] = malloc(257 * sizeof(double));
-                    out[r] = malloc(257 * sizeof(double));
-                    for (int i = 0; i < 257; i++)
-                        in[r][i] = (i + r) % 13 == 0 ? NAN : (double)value(r, (uint64_t)i) * 1e-19;
-                    tt_schedule_init(&scheds[r], sizeof(double));
-                    ck_assert_int_eq(tt_coll_build(&d, &t, &scheds[r]), TUTTI_OK);
-                    ptrs[r] = &scheds[r];
-                    routes[r] = calloc((size_t)n, sizeof(tt_transport_t *));
-                    for (int p = 0; p < n; p++)
-                        routes[r][p] = tt_sim_transport(sim, r);
-                    bases[r][TT_BUF_SEND] = in[r];
-                    bases[r][TT_BUF_RECV] = out[r];
-                    bases[r][TT_BUF_SCRATCH] = malloc(scheds[r].scratch_bytes + 1);
-                    envs[r].route = routes[r];
-                    envs[r].reduce = tt_reduce_kernel(TT_REDUCE_ISA_AUTO, TUTTI_FP64,
-                                                      op == TUTTI_AVG ? TUTTI_SUM : (tutti_op_t)op);
-                    envs[r].reduce_final =
-                        tt_reduce_kernel(TT_REDUCE_ISA_AUTO, TUTTI_FP64, (tutti_op_t)op);
-                    envs[r].divisor = (uint32_t)n;
-                }
-                ck_assert_int_eq(tt_sim_run(sim, ptrs, bases, envs, (unsigned)(n * 31 + op)),
-                                 TUTTI_OK);
+                tt_coll_desc_t d = desc_of(TT_COLL_ALLREDUCE, (tt_algo_t)a, n, 257, 512, 2,
+                                           n == 10 ? &cluster : NULL);
+                world_t w;
+                if (!tt_algo_supports((tt_algo_t)a, TT_COLL_ALLREDUCE) ||
+                    (a == TT_ALGO_HIER && n != 10))
+                    continue;
+                world_init(&w, &d, TUTTI_FP64, (tutti_op_t)op, float_value);
+                world_run(&w, (unsigned)(n * 31 + op), "floats");
                 for (int r = 1; r < n; r++)
-                    ck_assert_msg(memcmp(out[0], out[r], 257 * sizeof(double)) == 0,
-                                  "n=%d algo=%d op=%d: rank %d differs from rank 0", n, algo, op,
-                                  r);
-                for (int r = 0; r < n; r++) {
-                    free(in[r]);
-                    free(out[r]);
-                    free(bases[r][TT_BUF_SCRATCH]);
-                    free(routes[r]);
-                    tt_schedule_fini(&scheds[r]);
-                }
-                free(in);
-                free(out);
-                free(routes);
-                free(envs);
-                free(bases);
-                free(ptrs);
-                free(scheds);
-                tt_sim_destroy(sim);
+                    if (memcmp(w.recv[0], w.recv[r], 257 * sizeof(double)) != 0)
+                        ck_abort_msg("n=%d %s op=%d: rank %d differs from rank 0", n,
+                                     tt_algo_names[a], op, r);
+                world_fini(&w);
             }
+    tt_cluster_fini(&cluster);
 }
 END_TEST
 
@@ -346,15 +586,16 @@ END_TEST
 START_TEST(mismatched_counts_are_caught)
 {
     int n = 4;
+    tt_coll_desc_t d = desc_of(TT_COLL_ALLREDUCE, TT_ALGO_RING, n, 100, 256, 1, NULL);
     world_t w;
-    world_init(&w, TT_COLL_ALLREDUCE, n, 100, 256, TT_ALGO_BANDWIDTH, 0, 0, TUTTI_SUM);
+
+    world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
     /* Rebuild rank 2's schedule for a different count. */
     tt_schedule_fini(&w.scheds[2]);
     tt_schedule_init(&w.scheds[2], sizeof(uint64_t));
-    {
-        tt_coll_desc_t d = {TT_COLL_ALLREDUCE, 60, sizeof(uint64_t), 0, 0, 2, n};
-        ck_assert_int_eq(tt_coll_build(&d, &w.settings, &w.scheds[2]), TUTTI_OK);
-    }
+    d.rank = 2;
+    d.count = 60;
+    ck_assert_int_eq(tt_coll_build(&d, &w.scheds[2]), TUTTI_OK);
     ck_assert_int_ne(tt_sim_run(w.sim, w.sched_ptrs, w.bases, w.envs, 9), TUTTI_OK);
     world_fini(&w);
 }
@@ -385,19 +626,29 @@ END_TEST
 static Suite *schedule_suite(void)
 {
     Suite *s = suite_create("schedule");
-    TCase *shapes = tcase_create("shapes"), *props = tcase_create("properties");
-    tcase_set_timeout(shapes, 600);
+    TCase *shapes_tc = tcase_create("shapes"), *props = tcase_create("properties"),
+          *large = tcase_create("large");
+    tcase_set_timeout(shapes_tc, 600);
     tcase_set_timeout(props, 300);
-    tcase_add_loop_test(shapes, every_algorithm_every_shape, 1, 10);
-    tcase_add_loop_test(shapes, every_algorithm_every_shape, 12, 13);
-    tcase_add_loop_test(shapes, every_algorithm_every_shape, 16, 18);
-    tcase_add_loop_test(props, bandwidth_optimal_bytes, 1, 10);
+    tcase_set_timeout(large, 600);
+    tcase_set_tags(large, "large"); /* too slow under valgrind: run-tests.sh excludes it there */
+    tcase_add_loop_test(shapes_tc, every_algorithm_every_shape, 1, 10);
+    tcase_add_loop_test(shapes_tc, every_algorithm_every_shape, 12, 13);
+    tcase_add_loop_test(shapes_tc, every_algorithm_every_shape, 16, 18);
+    tcase_add_loop_test(shapes_tc, algorithms_on_clusters, 0, (int)TT_ARRAY_SIZE(shapes));
+    tcase_add_loop_test(large, large_rank_counts, 0, 7);
+    tcase_add_loop_test(props, ring_bytes_are_textbook, 2, 10);
+    tcase_add_loop_test(props, tree_bytes_are_per_edge, 1, 40);
+    tcase_add_loop_test(props, hier_bytes_cross_hosts_once, 0, (int)TT_ARRAY_SIZE(shapes));
+    tcase_add_loop_test(props, ring_orders_follow_rails, 0, (int)TT_ARRAY_SIZE(shapes));
+    tcase_add_test(props, double_binary_tree_shape);
     tcase_add_test(props, average_divides_once);
     tcase_add_test(props, floats_bitwise_identical_on_all_ranks);
     tcase_add_test(props, mismatched_counts_are_caught);
     tcase_add_test(props, block_and_chunk_arithmetic);
-    suite_add_tcase(s, shapes);
+    suite_add_tcase(s, shapes_tc);
     suite_add_tcase(s, props);
+    suite_add_tcase(s, large);
     return s;
 }
 
