@@ -3,6 +3,7 @@
 
 #include "api/comm.h"
 
+#include "api/place.h"
 #include "api/settings.h"
 #include "topo/host.h"
 #include "util/log.h"
@@ -99,52 +100,6 @@ static tutti_status_t load_settings(tutti_comm_t comm, const tt_config_overrides
     return TUTTI_OK;
 }
 
-/* What a rank tells the others about where it runs. */
-typedef struct rank_card {
-    tt_host_id_t host;
-    int32_t pid;
-} rank_card_t;
-
-/*
- * Where every rank runs: hosts numbered in order of their first rank, ranks
- * numbered within a host in rank order. Fills comm->cluster; the cards stay
- * with the caller (for messages naming hosts).
- */
-static tutti_status_t place_ranks(tutti_comm_t comm, int64_t deadline, rank_card_t **cards_p)
-{
-    int n = comm->nranks, nhosts = 0;
-    rank_card_t mine = {0}, *all = malloc((size_t)n * sizeof(*all));
-    tt_rank_place_t *places = malloc((size_t)n * sizeof(*places));
-    int *first = malloc((size_t)n * sizeof(int)), *size = calloc((size_t)n, sizeof(int));
-    tutti_status_t status = TUTTI_ERR_NO_MEMORY;
-
-    if (all == NULL || places == NULL || first == NULL || size == NULL)
-        goto out;
-    TT_CHECK_GOTO(tt_host_identify(&mine.host), status, out);
-    mine.pid = (int32_t)getpid();
-    TT_CHECK_GOTO(tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, n, comm->session_ranks,
-                                         &mine, sizeof(mine), all, deadline),
-                  status, out);
-    for (int r = 0; r < n; r++) {
-        int h = 0;
-        while (h < nhosts && !tt_host_same(&all[first[h]].host, &all[r].host))
-            h++;
-        if (h == nhosts)
-            first[nhosts++] = r;
-        places[r] = (tt_rank_place_t){h, size[h]++, -1, -1};
-    }
-    TT_CHECK_GOTO(tt_cluster_init(&comm->cluster, n, places, 1, NULL), status, out);
-    comm->local_ranks = size[places[comm->rank].host];
-    *cards_p = all;
-    all = NULL;
-out:
-    free(all);
-    free(places);
-    free(first);
-    free(size);
-    return status;
-}
-
 /* Create, exchange addresses, connect, barrier, ready: one transport over @p peers. */
 static tutti_status_t wire_up(tutti_comm_t comm, const tt_transport_ops_t *ops, const int *peers,
                               int npeers, int64_t deadline)
@@ -185,26 +140,16 @@ static tutti_status_t connect_transports(tutti_comm_t comm)
 {
     int64_t deadline = tt_deadline_after(comm->exec.op_timeout_ns);
     const tt_transport_ops_t *shm = tt_transports[0];
-    const tt_cluster_t *c = &comm->cluster;
-    rank_card_t *cards = NULL;
-    int host;
+    const tt_cluster_t *c = &comm->hosts;
     tutti_status_t status;
     char why[160] = "";
+    int host;
 
     comm->route = calloc((size_t)comm->nranks, sizeof(*comm->route));
     if (comm->route == NULL)
         return TUTTI_ERR_NO_MEMORY;
-    TT_CHECK(place_ranks(comm, deadline, &cards));
+    TT_CHECK(tt_comm_place(comm, deadline));
     host = c->places[comm->rank].host;
-    if (c->nhosts > 1) {
-        int other = tt_cluster_rank(c, host == 0 ? 1 : 0, 0);
-        tt_error("rank %d runs on host %s, this rank on %s: no transport between hosts is built "
-                 "yet (UCX and RDMA transports are planned)",
-                 other, cards[other].host.hostname, cards[comm->rank].host.hostname);
-        free(cards);
-        return TUTTI_ERR_NO_TRANSPORT;
-    }
-    free(cards);
     if (shm->size != sizeof(tt_transport_ops_t) || !shm->available(why, sizeof(why))) {
         tt_error("transport %s cannot run here: %s", shm->name, why);
         return TUTTI_ERR_NO_TRANSPORT;
@@ -230,6 +175,7 @@ static void teardown(tutti_comm_t comm, int abort, int engine_started)
     tt_plan_cache_fini(&comm->plans);
     tt_selector_fini(&comm->selector);
     tt_cluster_fini(&comm->cluster);
+    tt_cluster_fini(&comm->hosts);
     tt_bootstrap_release(comm->bs, abort, deadline);
     comm->bs = NULL;
     tt_comm_release(comm);

@@ -15,15 +15,16 @@
 
 struct tutti_comm {
     int rank, nranks;
-    int local_ranks;           /* ranks on this host, this one included */
+    int local_ranks;       /* ranks on this host, this one included */
     uint64_t ctx;          /* unique per communicator: bootstrap context, names, tags */
     atomic_uint split_seq; /* splits so far: part of children's contexts */
     atomic_int refs;       /* the handle, plus one per outstanding request */
     tt_bootstrap_t *bs;
     int *session_ranks; /* communicator rank -> rank in the bootstrap session */
     tt_config_overrides_t overrides;
-    tt_cluster_t cluster;      /* where every rank runs */
-    tt_selector_t selector;    /* how calls pick their algorithm */
+    tt_cluster_t hosts;     /* where every rank physically runs */
+    tt_cluster_t cluster;   /* the view plans are made for (usually the same) */
+    tt_selector_t selector; /* how calls pick their algorithm */
     tt_engine_settings_t exec;
     tt_reduce_fn_t kernels[TUTTI_NUM_DATATYPES][TUTTI_NUM_OPS];
     tt_transport_t *transports[TT_MAX_TRANSPORTS];

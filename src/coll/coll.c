@@ -1,7 +1,7 @@
 /* Building a collective's schedule; see coll.h. Choosing the algorithm is select.c's job. */
 #include "config.h"
 
-#include "coll/coll.h"
+#include "coll/ring.h"
 
 const char *const tt_coll_kind_names[TT_COLL_KIND_COUNT] = {
     [TT_COLL_ALLREDUCE] = "allreduce", [TT_COLL_REDUCE_SCATTER] = "reduce_scatter",
@@ -49,27 +49,99 @@ uint64_t tt_chunk_elems(const tt_coll_desc_t *d)
     return chunk > 0 ? chunk : 1;
 }
 
+/* The local index of the rank that ends channel @p channel's visit to host @p h. */
+static int channel_exit(const tt_cluster_t *c, int h, int channel)
+{
+    int size = tt_cluster_host_size(c, h), rail = channel % c->rails;
+    /* The host's rank on this channel's rail goes last: it sends to the next host. */
+    for (int j = 0; j < size; j++)
+        if (c->places[tt_cluster_rank(c, h, j)].nic == rail)
+            return j;
+    return size - 1;
+}
+
+/* The host whose ranks hold positions around @p pos of a CHANNEL ring. */
+static int host_of_position(const tt_cluster_t *c, int pos)
+{
+    int lo = 0, hi = c->nhosts - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (c->host_start[mid] <= pos)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* A cluster view @p d can use: one that covers exactly its ranks. */
+static const tt_cluster_t *cluster_of(const tt_coll_desc_t *d)
+{
+    return d->cluster != NULL && d->cluster->nranks == d->nranks ? d->cluster : NULL;
+}
+
+void tt_ring_channel(tt_ring_t *g, const tt_coll_desc_t *d, int channel)
+{
+    *g = (tt_ring_t){TT_RING_CHANNEL, cluster_of(d), d->nranks, 0, channel, 0};
+    g->me = tt_ring_position(g, d->rank);
+}
+
+void tt_ring_host(tt_ring_t *g, const tt_cluster_t *c, int rank, int channel)
+{
+    int host = c->places[rank].host;
+    *g = (tt_ring_t){TT_RING_HOST,          c,       tt_cluster_host_size(c, host),
+                     c->places[rank].local, channel, host};
+}
+
+void tt_ring_rail(tt_ring_t *g, const tt_cluster_t *c, int rank, int channel)
+{
+    *g = (tt_ring_t){TT_RING_RAIL,         c,       c->nhosts,
+                     c->places[rank].host, channel, c->places[rank].local};
+}
+
+int tt_ring_rank_at(const tt_ring_t *g, int pos)
+{
+    const tt_cluster_t *c = g->cluster;
+    int h, size;
+
+    pos = tt_mod(pos, g->n);
+    switch (g->kind) {
+    case TT_RING_HOST: return tt_cluster_rank(c, g->which, pos);
+    case TT_RING_RAIL: return tt_cluster_rank(c, pos, g->which);
+    default:
+        if (c == NULL)
+            return pos;
+        h = host_of_position(c, pos);
+        size = tt_cluster_host_size(c, h);
+        return tt_cluster_rank(
+            c, h, (channel_exit(c, h, g->channel) + 1 + pos - c->host_start[h]) % size);
+    }
+}
+
+int tt_ring_position(const tt_ring_t *g, int rank)
+{
+    const tt_cluster_t *c = g->cluster;
+    int h, size;
+
+    switch (g->kind) {
+    case TT_RING_HOST: return c->places[rank].local;
+    case TT_RING_RAIL: return c->places[rank].host;
+    default:
+        if (c == NULL)
+            return rank;
+        h = c->places[rank].host;
+        size = tt_cluster_host_size(c, h);
+        return c->host_start[h] +
+               tt_mod(c->places[rank].local - channel_exit(c, h, g->channel) - 1, size);
+    }
+}
+
 void tt_ring_order(const tt_coll_desc_t *d, int channel, int *order)
 {
-    const tt_cluster_t *c = d->cluster;
-    int pos = 0;
-
-    if (c == NULL || c->nranks != d->nranks) {
-        for (int r = 0; r < d->nranks; r++)
-            order[r] = r;
-        return;
-    }
-    for (int h = 0; h < c->nhosts; h++) {
-        int size = tt_cluster_host_size(c, h), rail = channel % c->rails, last = size - 1;
-        /* The host's rank on this channel's rail goes last: it sends to the next host. */
-        for (int j = 0; j < size; j++)
-            if (c->places[tt_cluster_rank(c, h, j)].nic == rail) {
-                last = j;
-                break;
-            }
-        for (int j = 1; j <= size; j++)
-            order[pos++] = tt_cluster_rank(c, h, (last + j) % size);
-    }
+    tt_ring_t g;
+    tt_ring_channel(&g, d, channel);
+    for (int pos = 0; pos < d->nranks; pos++)
+        order[pos] = tt_ring_rank_at(&g, pos);
 }
 
 tutti_status_t tt_coll_build(const tt_coll_desc_t *d, tt_schedule_t *s)

@@ -120,9 +120,13 @@ double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
         if (d->kind == TT_COLL_ALLREDUCE)
             return ring_time(c, n, bytes, channels, 2, 1);
         return ring_time(c, n, bytes, 1, 1, d->kind == TT_COLL_REDUCE_SCATTER);
-    case TT_ALGO_TREE:
-        /* Two trees of half the data each; a rank forwards for one of them. */
-        return pipeline_time(alpha, beta, (int)(2 * depth), bytes / 2, chunk) + bytes / m->gamma;
+    case TT_ALGO_TREE: {
+        /* Two trees of half the data each, chunk by chunk, up and then down: per
+         * pipeline stage a rank sends one chunk up and two down in the tree where it
+         * is interior, and one up in the other: four chunks' worth of its link. */
+        double half = bytes / 2, k = TT_MIN(chunk, half), stages = 2 * depth + ceil(half / k) - 1;
+        return stages * (alpha + 4 * k / beta) + bytes / m->gamma;
+    }
     case TT_ALGO_HIER: return hier_time(c, bytes);
     case TT_ALGO_RD: {
         int rounds = (int)depth + ((n & (n - 1)) != 0 ? 2 : 0);

@@ -56,9 +56,8 @@ static void wait_all(tt_chunk_steps_t *c, int32_t step)
 void tt_hier_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
     const tt_cluster_t *cl = d->cluster;
-    int L = cl->ranks_per_host, H = cl->nhosts, host = cl->places[d->rank].host;
-    int local = cl->places[d->rank].local, *intra = malloc((size_t)L * sizeof(int));
-    int *inter = malloc((size_t)H * sizeof(int));
+    int L = cl->ranks_per_host, H = cl->nhosts;
+    int local = cl->places[d->rank].local;
     uint64_t chunk = tt_chunk_elems(d);
     tt_span_t all = {0, d->count}, shard = tt_sub_block(all, L, local);
     tt_buf_t shard_src = L > 1 ? TT_BUF_RECV : TT_BUF_SEND;
@@ -67,16 +66,8 @@ void tt_hier_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
     int32_t ready = TT_NO_STEP;
     tt_ring_t in_host, across;
 
-    if (intra == NULL || inter == NULL) {
-        s->status = TUTTI_ERR_NO_MEMORY;
-        goto out;
-    }
-    for (int j = 0; j < L; j++)
-        intra[j] = tt_cluster_rank(cl, host, j);
-    for (int h = 0; h < H; h++)
-        inter[h] = tt_cluster_rank(cl, h, local);
-    tt_ring_init(&in_host, intra, L, d->rank, 0);
-    tt_ring_init(&across, inter, H, d->rank, local % TT_MAX(1, d->channels));
+    tt_ring_host(&in_host, cl, d->rank, 0);
+    tt_ring_rail(&across, cl, d->rank, local % TT_MAX(1, d->channels));
 
     if (L > 1 && tt_chunk_steps_init(&p1, tt_nchunks(tt_sub_block(all, L, 0), chunk), s)) {
         /* With one host the shard is final here (avg divides now). */
@@ -113,12 +104,9 @@ void tt_hier_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
             tt_ring_ag_step(d, s, &in_host, k, all,
                             tt_elem_ref(TT_BUF_RECV, shard.offset, d->elem_size), TT_BUF_RECV, &p3);
     }
-out:
     tt_sched_set_channel(s, 0);
     tt_chunk_steps_fini(&p1);
     tt_chunk_steps_fini(&p2);
     tt_chunk_steps_fini(&p3);
     free(writes.steps);
-    free(intra);
-    free(inter);
 }

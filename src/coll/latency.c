@@ -10,20 +10,11 @@
 
 #include <stdlib.h>
 
-/* Ranks in host-contiguous order: latency algorithms pair positions, so their first
- * (cheapest) rounds stay inside a host. */
-static int *position_order(const tt_coll_desc_t *d, tt_schedule_t *s, tt_ring_t *g)
-{
-    int *order = malloc((size_t)d->nranks * sizeof(int));
-    if (order == NULL) {
-        s->status = TUTTI_ERR_NO_MEMORY;
-        return NULL;
-    }
-    tt_ring_order(d, 0, order);
-    tt_ring_init(g, order, d->nranks, d->rank, 0);
-    return order;
-}
-
+/*
+ * Latency algorithms pair positions of the host-contiguous order (channel
+ * 0's ring), so that their first rounds, between near positions, stay inside
+ * a host where messages are cheapest.
+ */
 static int largest_power_of_two_at_most(int n)
 {
     int p = 1;
@@ -47,7 +38,7 @@ static int largest_power_of_two_at_most(int n)
 void tt_rd_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
     int n = d->nranks, p = largest_power_of_two_at_most(n), extra = n - p, r;
-    int pre, rounds = 0, steps, step = 0, *order;
+    int pre, rounds = 0, steps, step = 0;
     tt_ring_t g;
     size_t bytes = d->count * d->elem_size;
     tt_ref_t in = tt_ref(TT_BUF_SEND, 0), out = tt_ref(TT_BUF_RECV, 0), turn[2], cur = in;
@@ -59,8 +50,7 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
             tt_sched_copy(s, out, in, d->count, TT_NO_STEP, TT_NO_STEP);
         return;
     }
-    if ((order = position_order(d, s, &g)) == NULL)
-        return;
+    tt_ring_channel(&g, d, 0);
     /* From here on r is this rank's position; peers are named by their positions. */
     r = g.me;
     pre = r < 2 * extra;
@@ -68,7 +58,6 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
         sent = tt_sched_send(s, tt_ring_rank_at(&g, r + 1), in, d->count, TT_STEP_TO_REDUCE,
                              TT_NO_STEP, TT_NO_STEP);
         tt_sched_recv(s, tt_ring_rank_at(&g, r + 1), out, d->count, sent, TT_NO_STEP);
-        free(order);
         return;
     }
     for (int mask = 1; mask < p; mask <<= 1)
@@ -109,18 +98,18 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
         produced = tt_sched_copy(s, out, cur, d->count, produced, first_sent);
     if (pre)
         tt_sched_send(s, tt_ring_rank_at(&g, r - 1), out, d->count, 0, produced, TT_NO_STEP);
-    free(order);
 }
 
 void tt_binomial_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, vrank, mask = 1, *order;
+    int n = d->nranks, vrank, mask = 1;
     tt_ref_t data;
     int32_t got = TT_NO_STEP;
     tt_ring_t g;
 
-    if (d->count == 0 || (order = position_order(d, s, &g)) == NULL)
+    if (d->count == 0)
         return;
+    tt_ring_channel(&g, d, 0);
     vrank = tt_mod(g.me - tt_ring_position(&g, d->root), n);
     data = tt_ref(vrank == 0 ? TT_BUF_SEND : TT_BUF_RECV, 0);
     if (vrank == 0 && !d->in_place)
@@ -134,7 +123,6 @@ void tt_binomial_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s)
     for (mask >>= 1; mask > 0; mask >>= 1)
         if (vrank + mask < n)
             tt_sched_send(s, tt_ring_peer(&g, mask), data, d->count, 0, got, TT_NO_STEP);
-    free(order);
 }
 
 /*
@@ -144,7 +132,7 @@ void tt_binomial_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s)
  */
 void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, vrank, *order;
+    int n = d->nranks, vrank;
     tt_ref_t acc = tt_ref(TT_BUF_SEND, 0), dst;
     int32_t last = TT_NO_STEP;
     int last_child = 0;
@@ -155,8 +143,7 @@ void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s)
             tt_sched_copy(s, tt_ref(TT_BUF_RECV, 0), acc, d->count, TT_NO_STEP, TT_NO_STEP);
         return;
     }
-    if ((order = position_order(d, s, &g)) == NULL)
-        return;
+    tt_ring_channel(&g, d, 0);
     vrank = tt_mod(g.me - tt_ring_position(&g, d->root), n);
     /* The children are vrank + mask for the masks below vrank's lowest set bit. */
     for (int mask = 1; mask < n && !(vrank & mask); mask <<= 1)
@@ -176,23 +163,20 @@ void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s)
         tt_sched_send(s, tt_ring_peer(&g, -parent_mask), acc, d->count, TT_STEP_TO_REDUCE, last,
                       TT_NO_STEP);
     }
-    free(order);
 }
 
 /* Dissemination: in round k, tell the rank 2^k positions on that we (and all we heard from)
  * arrived. */
 void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, *order;
+    int n = d->nranks;
     int32_t heard = TT_NO_STEP;
     tt_ring_t g;
 
-    if ((order = position_order(d, s, &g)) == NULL)
-        return;
+    tt_ring_channel(&g, d, 0);
     for (int dist = 1; dist < n; dist <<= 1) {
         tt_sched_send(s, tt_ring_peer(&g, dist), tt_ref(TT_BUF_SEND, 0), 0, 0, heard, TT_NO_STEP);
         heard = tt_sched_recv(s, tt_ring_peer(&g, -dist), tt_ref(TT_BUF_RECV, 0), 0, TT_NO_STEP,
                               TT_NO_STEP);
     }
-    free(order);
 }

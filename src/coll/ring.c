@@ -107,7 +107,6 @@ typedef struct channel_set {
     int n;
     tt_ring_t ring[TT_MAX_CHANNELS];
     tt_span_t span[TT_MAX_CHANNELS];
-    int *orders; /* n * nranks */
     tt_chunk_steps_t steps[TT_MAX_CHANNELS];
 } channel_set_t;
 
@@ -116,15 +115,8 @@ static int channels_init(channel_set_t *cs, const tt_coll_desc_t *d, tt_schedule
 {
     uint64_t chunk = tt_chunk_elems(d);
     cs->n = TT_MAX(1, TT_MIN(d->channels, TT_MAX_CHANNELS));
-    cs->orders = malloc((size_t)cs->n * (size_t)d->nranks * sizeof(int));
-    if (cs->orders == NULL) {
-        s->status = TUTTI_ERR_NO_MEMORY;
-        return 0;
-    }
     for (int c = 0; c < cs->n; c++) {
-        int *order = cs->orders + (size_t)c * (size_t)d->nranks;
-        tt_ring_order(d, c, order);
-        tt_ring_init(&cs->ring[c], order, d->nranks, d->rank, c);
+        tt_ring_channel(&cs->ring[c], d, c);
         cs->span[c] = tt_block(count, cs->n, c);
         if (!tt_chunk_steps_init(&cs->steps[c],
                                  tt_nchunks(tt_sub_block(cs->span[c], d->nranks, 0), chunk), s))
@@ -137,7 +129,6 @@ static void channels_fini(channel_set_t *cs)
 {
     for (int c = 0; c < cs->n; c++)
         tt_chunk_steps_fini(&cs->steps[c]);
-    free(cs->orders);
 }
 
 void tt_ring_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
@@ -168,19 +159,14 @@ void tt_ring_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
 
 void tt_ring_allgather(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, *order = malloc((size_t)n * sizeof(int));
+    int n = d->nranks;
     uint64_t chunk = tt_chunk_elems(d);
     tt_span_t mine = {0, d->count};
     tt_chunk_steps_t ready;
     tt_ring_t g;
 
     copy_whole(d, s, 0, (uint64_t)d->rank * d->count, d->count);
-    if (order == NULL) {
-        s->status = TUTTI_ERR_NO_MEMORY;
-        return;
-    }
-    tt_ring_order(d, 0, order);
-    tt_ring_init(&g, order, n, d->rank, 0);
+    tt_ring_channel(&g, d, 0);
     if (n > 1 && tt_chunk_steps_init(&ready, tt_nchunks(mine, chunk), s)) {
         /* Block i (rank i's contribution) lives at i * count; positions name ranks. */
         for (int k = 0; k < n - 1; k++) {
@@ -205,12 +191,11 @@ void tt_ring_allgather(const tt_coll_desc_t *d, tt_schedule_t *s)
         }
         tt_chunk_steps_fini(&ready);
     }
-    free(order);
 }
 
 void tt_ring_reduce_scatter(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, *order = malloc((size_t)n * sizeof(int));
+    int n = d->nranks;
     uint64_t chunk = tt_chunk_elems(d), nchunks = TT_DIV_ROUND_UP(d->count, chunk);
     tt_span_t mine = {0, d->count};
     tt_ref_t partial[2];
@@ -219,15 +204,9 @@ void tt_ring_reduce_scatter(const tt_coll_desc_t *d, tt_schedule_t *s)
 
     if (n == 1) {
         copy_whole(d, s, 0, 0, d->count);
-        free(order);
         return;
     }
-    if (order == NULL) {
-        s->status = TUTTI_ERR_NO_MEMORY;
-        return;
-    }
-    tt_ring_order(d, 0, order);
-    tt_ring_init(&g, order, n, d->rank, 0);
+    tt_ring_channel(&g, d, 0);
     if (!tt_chunk_steps_init(&reduced, nchunks, s) || !tt_chunk_steps_init(&sent, nchunks, s) ||
         !tt_chunk_steps_init(&sent_before, nchunks, s))
         goto out;
@@ -264,7 +243,6 @@ out:
     tt_chunk_steps_fini(&reduced);
     tt_chunk_steps_fini(&sent);
     tt_chunk_steps_fini(&sent_before);
-    free(order);
 }
 
 /*
@@ -274,17 +252,12 @@ out:
  */
 void tt_chain_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, *order = malloc((size_t)n * sizeof(int)), pos;
+    int n = d->nranks, pos;
     uint64_t chunk = tt_chunk_elems(d);
     tt_span_t all = {0, d->count};
     tt_ring_t g;
 
-    if (order == NULL) {
-        s->status = TUTTI_ERR_NO_MEMORY;
-        return;
-    }
-    tt_ring_order(d, 0, order);
-    tt_ring_init(&g, order, n, d->rank, 0);
+    tt_ring_channel(&g, d, 0);
     pos = tt_mod(g.me - tt_ring_position(&g, d->root), n);
     if (pos == 0)
         copy_whole(d, s, 0, 0, d->count);
@@ -301,12 +274,11 @@ void tt_chain_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s)
                 tt_elem_ref(pos == 0 ? TT_BUF_SEND : TT_BUF_RECV, ch.offset, d->elem_size),
                 ch.count, 0, got, TT_NO_STEP);
     }
-    free(order);
 }
 
 void tt_chain_reduce(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, *order, pos;
+    int n = d->nranks, pos;
     uint64_t chunk = tt_chunk_elems(d);
     tt_span_t all = {0, d->count};
     tt_slot_ring_t partials;
@@ -316,13 +288,7 @@ void tt_chain_reduce(const tt_coll_desc_t *d, tt_schedule_t *s)
         copy_whole(d, s, 0, 0, d->count);
         return;
     }
-    order = malloc((size_t)n * sizeof(int));
-    if (order == NULL) {
-        s->status = TUTTI_ERR_NO_MEMORY;
-        return;
-    }
-    tt_ring_order(d, 0, order);
-    tt_ring_init(&g, order, n, d->rank, 0);
+    tt_ring_channel(&g, d, 0);
     pos = tt_mod(g.me - tt_ring_position(&g, d->root) - 1, n); /* the root is last */
     if (pos > 0 && pos < n - 1)
         tt_slot_ring_init(&partials, s, d->pipeline_slots, chunk * d->elem_size);
@@ -348,5 +314,4 @@ void tt_chain_reduce(const tt_coll_desc_t *d, tt_schedule_t *s)
                                                     TT_STEP_TO_REDUCE, reduced, TT_NO_STEP);
         }
     }
-    free(order);
 }

@@ -9,44 +9,45 @@
 
 #define TT_MAX_CHANNELS 16
 
-/* Ranks in ring order; this rank at position me. */
+/*
+ * A ring over some of the ranks, computed on demand (no O(n) arrays, so that
+ * plans for huge communicators cost little to build):
+ *   CHANNEL: every rank, in channel c's host-contiguous order (rank order
+ *            without a cluster view);
+ *   HOST:    the ranks of one host, in local order;
+ *   RAIL:    the ranks with one local index, one per host, in host order.
+ */
+typedef enum tt_ring_kind {
+    TT_RING_CHANNEL,
+    TT_RING_HOST,
+    TT_RING_RAIL,
+} tt_ring_kind_t;
+
 typedef struct tt_ring {
-    const int *ranks;
-    int n, me;
-    int channel;
+    tt_ring_kind_t kind;
+    const tt_cluster_t *cluster; /* NULL: a CHANNEL ring in rank order */
+    int n, me;                   /* size; this rank's position */
+    int channel;                 /* rotation (CHANNEL) and the channel transfers use */
+    int which;                   /* HOST: the host; RAIL: the local index */
 } tt_ring_t;
 
-/* A ring over @p n ranks in @p order, of which @p rank is one. */
-static inline void tt_ring_init(tt_ring_t *g, const int *order, int n, int rank, int channel)
-{
-    g->ranks = order;
-    g->n = n;
-    g->me = 0;
-    g->channel = channel;
-    for (int p = 0; p < n; p++)
-        if (order[p] == rank)
-            g->me = p;
-}
+/* The CHANNEL ring of @p channel over all of @p d's ranks, seen from d->rank. */
+void tt_ring_channel(tt_ring_t *g, const tt_coll_desc_t *d, int channel);
+
+/* The HOST ring of @p rank's host, or the RAIL ring of its local index. */
+void tt_ring_host(tt_ring_t *g, const tt_cluster_t *c, int rank, int channel);
+void tt_ring_rail(tt_ring_t *g, const tt_cluster_t *c, int rank, int channel);
 
 /* The rank at position @p pos (taken modulo n). */
-static inline int tt_ring_rank_at(const tt_ring_t *g, int pos)
-{
-    return g->ranks[tt_mod(pos, g->n)];
-}
+int tt_ring_rank_at(const tt_ring_t *g, int pos);
+
+/* The position of @p rank (which must be in the ring). */
+int tt_ring_position(const tt_ring_t *g, int rank);
 
 /* The rank @p delta positions after this one. */
 static inline int tt_ring_peer(const tt_ring_t *g, int delta)
 {
     return tt_ring_rank_at(g, g->me + delta);
-}
-
-/* The position of @p rank (it must be in the ring). */
-static inline int tt_ring_position(const tt_ring_t *g, int rank)
-{
-    for (int p = 0; p < g->n; p++)
-        if (g->ranks[p] == rank)
-            return p;
-    return -1;
 }
 
 /* Per-chunk step indices carried from one ring step to the next. */

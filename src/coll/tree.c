@@ -117,18 +117,12 @@ static void tree_chunk(const tt_coll_desc_t *d, tt_schedule_t *s, const tree_nod
 
 void tt_tree_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    int n = d->nranks, *order = malloc((size_t)n * sizeof(int));
     uint64_t chunk = tt_chunk_elems(d), nchunks[2];
     tt_span_t all = {0, d->count}, half[2];
     tree_node_t node[2];
     tt_ring_t g;
 
-    if (order == NULL) {
-        s->status = TUTTI_ERR_NO_MEMORY;
-        return;
-    }
-    tt_ring_order(d, 0, order);
-    tt_ring_init(&g, order, n, d->rank, 0);
+    tt_ring_channel(&g, d, 0);
     for (int t = 0; t < 2; t++) {
         node[t] = node_in(&g, t);
         half[t] = tt_sub_block(all, 2, t);
@@ -143,5 +137,4 @@ void tt_tree_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
             tree_chunk(d, s, &node[t], tt_chunk(half[t], chunk, c));
         }
     tt_sched_set_channel(s, 0);
-    free(order);
 }

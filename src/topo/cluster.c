@@ -89,6 +89,11 @@ tutti_status_t tt_cluster_uniform(tt_cluster_t *c, int nhosts, int per_host, int
     return status;
 }
 
+tutti_status_t tt_cluster_copy(tt_cluster_t *dst, const tt_cluster_t *src)
+{
+    return tt_cluster_init(dst, src->nranks, src->places, src->rails, &src->cost);
+}
+
 void tt_cluster_fini(tt_cluster_t *c)
 {
     free(c->places);

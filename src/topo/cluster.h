@@ -44,7 +44,7 @@ typedef struct tt_rank_place {
     int32_t host;  /* index of the host, in order of the hosts' first ranks */
     int32_t local; /* index among the host's ranks, in rank order */
     int32_t numa;  /* NUMA node on that host, -1 unknown */
-    int32_t nic;   /* nearest NIC on that host (its rail), -1 none */
+    int32_t nic;   /* its rail: index among its host's rail NICs, -1 none */
 } tt_rank_place_t;
 
 typedef struct tt_cluster {
@@ -72,6 +72,9 @@ tutti_status_t tt_cluster_uniform(tt_cluster_t *c, int nhosts, int per_host, int
 
 /* Read a description (format above). Errors name the line. */
 tutti_status_t tt_cluster_parse(tt_cluster_t *c, FILE *in, const char *name);
+
+/* A deep copy of @p src into @p dst. */
+tutti_status_t tt_cluster_copy(tt_cluster_t *dst, const tt_cluster_t *src);
 
 void tt_cluster_fini(tt_cluster_t *c);
 

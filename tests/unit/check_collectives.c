@@ -87,7 +87,16 @@ typedef struct config_def {
     const char *settings[MAX_SETTINGS][2]; /* {name, value} pairs, ending at a NULL name */
 } config_def_t;
 
-enum { CONFIG_LATENCY, CONFIG_BANDWIDTH, CONFIG_PIPELINED, NUM_CONFIGS };
+enum {
+    CONFIG_LATENCY,
+    CONFIG_BANDWIDTH,
+    CONFIG_PIPELINED,
+    CONFIG_TREE,
+    CONFIG_HIER,
+    CONFIG_CHANNELS,
+    CONFIG_AUTO,
+    NUM_CONFIGS
+};
 
 /*
  * Single-copy reads (TUTTI_SHM_CMA) are on in the latency and bandwidth
@@ -117,6 +126,23 @@ static const config_def_t configs[NUM_CONFIGS] = {
                            {"TUTTI_CHUNK_SIZE", "4K"},
                            {"TUTTI_PIPELINE_SLOTS", "1"},
                            {"TUTTI_OP_TIMEOUT", "60s"}}},
+    /* The double binary tree for allreduce (small chunks: many pipeline steps). */
+    [CONFIG_TREE] = {"tree",
+                     {{"TUTTI_ALGO", "allreduce=tree,broadcast=chain,reduce=binomial"},
+                      {"TUTTI_CHUNK_SIZE", "16K"},
+                      {"TUTTI_OP_TIMEOUT", "60s"}}},
+    /* Hierarchical allreduce, planned for the ranks spread over virtual hosts
+     * (run_config adds TUTTI_CLUSTER_FILE for each rank count). */
+    [CONFIG_HIER] = {"hier", {{"TUTTI_ALGO", "allreduce=hier"}, {"TUTTI_OP_TIMEOUT", "60s"}}},
+    /* Three ring channels over the DGX-like fixture's 8 rails (run_config adds
+     * TUTTI_TOPO_FILE): each channel's ring order is rotated differently. */
+    [CONFIG_CHANNELS] = {"channels",
+                         {{"TUTTI_ALGO", "bandwidth"},
+                          {"TUTTI_CHANNELS", "3"},
+                          {"TUTTI_CHUNK_SIZE", "8K"},
+                          {"TUTTI_OP_TIMEOUT", "60s"}}},
+    /* Whatever the cost model picks. */
+    [CONFIG_AUTO] = {"auto", {{"TUTTI_OP_TIMEOUT", "60s"}}},
 };
 
 static const int rank_counts[] = {1, 2, 3, 4, 5, 8};
@@ -371,6 +397,7 @@ typedef struct run_arg {
     shared_t *shared;
     const test_case_t *cases;
     size_t ncases;
+    const char *extra[2]; /* one more setting for this rank count: {name, value} or NULLs */
 } run_arg_t;
 
 typedef struct rank_ctx {
@@ -876,9 +903,9 @@ static int finish_batch(rank_ctx_t *ctx, inflight_t *batch, int nb)
     return failed;
 }
 
-static tutti_config_t make_config(int config)
+static tutti_config_t make_config(const run_arg_t *arg)
 {
-    const config_def_t *d = &configs[config];
+    const config_def_t *d = &configs[arg->config];
     tutti_config_t cfg;
 
     if (tutti_config_create(&cfg) != TUTTI_OK)
@@ -889,6 +916,10 @@ static tutti_config_t make_config(int config)
             return NULL;
         }
     }
+    if (arg->extra[0] != NULL && tutti_config_set(cfg, arg->extra[0], arg->extra[1]) != TUTTI_OK) {
+        tutti_config_destroy(cfg);
+        return NULL;
+    }
     return cfg;
 }
 
@@ -897,7 +928,7 @@ static int rank_main(int rank, int nranks, const tutti_unique_id_t *id, void *p)
     const run_arg_t *arg = p;
     rank_ctx_t ctx = {rank, nranks, arg->config, NULL, NULL, arg->shared};
     inflight_t batch[BATCH_MAX];
-    tutti_config_t cfg = make_config(arg->config);
+    tutti_config_t cfg = make_config(arg);
     tutti_status_t status;
     int nb = 0;
 
@@ -1096,6 +1127,7 @@ END_TEST
 
 static void run_config(int config, int nranks)
 {
+    char cluster_file[64], topo_file[1024];
     case_list_t list = {calloc(MAX_CASES, sizeof(test_case_t)), 0, 0};
     shared_t *shared =
         mmap(NULL, sizeof(shared_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1105,8 +1137,25 @@ static void run_config(int config, int nranks)
 
     ck_assert(list.cases != NULL);
     ck_assert(shared != MAP_FAILED);
+    snprintf(cluster_file, sizeof(cluster_file), "/tmp/tutti-test-cluster-%d.txt", (int)getpid());
     build_cases(&list, nranks, config);
-    arg = (run_arg_t){config, shared, list.cases, list.n};
+    arg = (run_arg_t){config, shared, list.cases, list.n, {NULL, NULL}};
+    if (config == CONFIG_HIER) {
+        /* Two virtual hosts when the ranks split evenly, else one rank per host. */
+        int hosts = nranks % 2 == 0 && nranks > 2 ? 2 : nranks;
+        FILE *f = fopen(cluster_file, "w");
+        ck_assert(f != NULL);
+        fprintf(f, "hosts %d\nranks_per_host %d\nnics_per_host 2\n", hosts, nranks / hosts);
+        fclose(f);
+        arg.extra[0] = "TUTTI_CLUSTER_FILE";
+        arg.extra[1] = cluster_file;
+    } else if (config == CONFIG_CHANNELS) {
+        const char *top = getenv("TOP_SRCDIR");
+        snprintf(topo_file, sizeof(topo_file), "%s/tests/fixtures/topo/dgx-like-2s-8nic-8gpu.xml",
+                 top != NULL ? top : ".");
+        arg.extra[0] = "TUTTI_TOPO_FILE";
+        arg.extra[1] = topo_file;
+    }
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     failed = tt_run_ranks(nranks, rank_main, &arg, RANK_TIMEOUT_S);
@@ -1137,6 +1186,8 @@ static void run_config(int config, int nranks)
     }
     munmap(shared, sizeof(shared_t));
     free(list.cases);
+    if (config == CONFIG_HIER)
+        unlink(cluster_file);
     ck_assert_msg(failed == 0, "%d of %d ranks failed (N=%d, config %s); see the messages above",
                   failed, nranks, nranks, configs[config].name);
     ck_assert_msg(mismatches == 0, "%d cases gave different results on different ranks",
@@ -1161,6 +1212,30 @@ START_TEST(test_pipelined)
 }
 END_TEST
 
+START_TEST(test_tree)
+{
+    run_config(CONFIG_TREE, rank_counts[_i]);
+}
+END_TEST
+
+START_TEST(test_hier)
+{
+    run_config(CONFIG_HIER, rank_counts[_i]);
+}
+END_TEST
+
+START_TEST(test_channels)
+{
+    run_config(CONFIG_CHANNELS, rank_counts[_i]);
+}
+END_TEST
+
+START_TEST(test_auto)
+{
+    run_config(CONFIG_AUTO, rank_counts[_i]);
+}
+END_TEST
+
 static Suite *collectives_suite(void)
 {
     Suite *s = suite_create("collectives");
@@ -1180,6 +1255,10 @@ static Suite *collectives_suite(void)
     tcase_add_loop_test(tc[CONFIG_LATENCY], test_latency, 0, NUM_RANK_COUNTS);
     tcase_add_loop_test(tc[CONFIG_BANDWIDTH], test_bandwidth, 0, NUM_RANK_COUNTS);
     tcase_add_loop_test(tc[CONFIG_PIPELINED], test_pipelined, 0, NUM_RANK_COUNTS);
+    tcase_add_loop_test(tc[CONFIG_TREE], test_tree, 0, NUM_RANK_COUNTS);
+    tcase_add_loop_test(tc[CONFIG_HIER], test_hier, 0, NUM_RANK_COUNTS);
+    tcase_add_loop_test(tc[CONFIG_CHANNELS], test_channels, 0, NUM_RANK_COUNTS);
+    tcase_add_loop_test(tc[CONFIG_AUTO], test_auto, 0, NUM_RANK_COUNTS);
     return s;
 }
 
