@@ -198,6 +198,15 @@ static tutti_status_t link_order(tt_schedule_t *s)
     return TUTTI_OK;
 }
 
+size_t tt_schedule_bytes(const tt_schedule_t *s)
+{
+    size_t n = (size_t)s->nsteps, bytes = (size_t)s->cap * sizeof(tt_step_t);
+    bytes += (size_t)s->deps_cap * sizeof(int32_t);
+    if (s->succ_start != NULL) /* successors, link order, pending counts */
+        bytes += (3 * (n + 1) + (size_t)s->succ_start[n]) * sizeof(int32_t);
+    return bytes;
+}
+
 tutti_status_t tt_schedule_finalize(tt_schedule_t *s)
 {
     size_t n = (size_t)s->nsteps;

@@ -154,6 +154,9 @@ void tt_slot_ring_init(tt_slot_ring_t *ring, tt_schedule_t *s, int nslots, size_
  */
 int tt_slot_ring_take(tt_slot_ring_t *ring, tt_ref_t *ref_p, int32_t *wait_p);
 
+/* Bytes the schedule holds (steps, dependencies and what finalize adds). */
+size_t tt_schedule_bytes(const tt_schedule_t *s);
+
 /* Compute what the executor needs (successors, link order). */
 tutti_status_t tt_schedule_finalize(tt_schedule_t *s);
 

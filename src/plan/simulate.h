@@ -1,0 +1,173 @@
+/*
+ * A timing simulator over schedules: given every rank's finalized schedule
+ * and what a message costs between two ranks, predict when each rank
+ * finishes, which links carry how much, and whether the plan deadlocks. It
+ * checks the cost model's formulas (src/coll/cost.c) against the plans the
+ * algorithms really build, and tutti-topo prints what it finds.
+ *
+ * The model (event-driven, deterministic, no randomness, no wall clock):
+ *
+ *  - Steps run by the executor's rules (src/exec/exec.c): a step is ready
+ *    once its dependencies have completed and, for a transfer, once the
+ *    previous transfer of the same direction with the same peer has been
+ *    posted. Local steps run when ready; a ready transfer is posted at once.
+ *  - Matching is by order, as the transports do it: the k-th send from a to
+ *    b meets the k-th receive (RECV or RECV_REDUCE) at b from a.
+ *  - Rendezvous: a message moves once both its send and its receive are
+ *    posted. It then waits for its resources, first come first served:
+ *      * the directed link (from -> to) between the two ranks, which it
+ *        occupies for its whole time alpha + bytes / beta (Hockney: messages
+ *        on one link follow each other, each paying its alpha, as in the
+ *        textbook pipeline formula);
+ *      * the shared ports of its route (for messages between hosts: the
+ *        sender's NIC egress and the receiver's NIC ingress), which it
+ *        occupies for bytes / beta only: ranks sharing a NIC share its
+ *        bandwidth, while latency is not a property of the port.
+ *    It starts when the last of them is free and arrives alpha + bytes /
+ *    beta later, which completes both the send and the receive.
+ *  - A RECV_REDUCE then combines the data on the receiver's compute, for
+ *    bytes / reduce rate; a rank's compute does one thing at a time
+ *    (first come first served), so combinations on one rank serialise.
+ *    REDUCE takes bytes / reduce rate and COPY bytes / copy rate on the
+ *    same compute; JOIN costs nothing.
+ *  - Alpha, beta, the link class and the ports of a message come from the
+ *    caller (tt_simulator_net_t), so that this module knows nothing of
+ *    topology; tt_simulator_hosts_net() provides the usual two-level
+ *    network (ranks on hosts, a NIC per rail).
+ *
+ * Results: completion time (the last rank's finish), every rank's finish,
+ * bytes and messages per link class, the busiest link (most bytes) and the
+ * busiest port with their busy time, the number of messages, and a deadlock
+ * flag with the first step that never ran.
+ *
+ * Cost: O(S log P) time for S steps in all, P the messages and computations
+ * in flight at once (a binary heap of events), and about 32 bytes per step
+ * plus 4 per dependency edge: schedules can be added one by one and freed
+ * as they are, so a plan of 150M steps fits in a few GB.
+ */
+#ifndef TT_PLAN_SIMULATE_H
+#define TT_PLAN_SIMULATE_H
+
+#include "plan/schedule.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TT_SIMULATOR_MAX_CLASSES 4 /* link classes a network may name */
+#define TT_SIMULATOR_MAX_PORTS 2   /* shared ports one message may cross */
+
+/* How one message travels: filled in by the network's route function. */
+typedef struct tt_simulator_route {
+    int cls;      /* link class, 0 .. nclasses - 1 (for the tally of bytes per class) */
+    double alpha; /* seconds per message */
+    double beta;  /* bytes per second */
+    int nports;   /* shared ports on the way, 0 .. TT_SIMULATOR_MAX_PORTS */
+    int32_t port[TT_SIMULATOR_MAX_PORTS]; /* their ids, 0 .. nports - 1 of the network */
+} tt_simulator_route_t;
+
+/* What messages cost and what a rank computes per second. */
+typedef struct tt_simulator_net {
+    void *ctx;
+    /*
+     * Describe a message from rank @p from to rank @p to on channel
+     * @p channel (the step's). Must be a pure function of its arguments.
+     */
+    void (*route)(void *ctx, int from, int to, int channel, tt_simulator_route_t *route_p);
+    int nclasses;                    /* 1 .. TT_SIMULATOR_MAX_CLASSES */
+    const char *const *class_names;  /* nclasses names, or NULL */
+    int32_t nports;                  /* number of shared ports (ids 0 .. nports - 1) */
+    double reduce_bps;               /* bytes per second one rank combines (gamma) */
+    double copy_bps;                 /* bytes per second one rank copies (0: as reduce_bps) */
+} tt_simulator_net_t;
+
+/*
+ * The usual two-level network: ranks on hosts, each host with @c rails
+ * NICs. Two ranks of one host talk over class 0 ("shm") with alpha[0] and
+ * beta[0]; ranks of different hosts over class 1 ("net") with alpha[1] and
+ * beta[1], leaving by the sender's NIC (channel mod rails) and entering by
+ * the receiver's NIC of the same rail (a rail-aligned fabric): those two
+ * NICs are the shared ports. Port ids: 2 * (host * rails + rail), + 1 for
+ * the ingress side.
+ */
+typedef struct tt_simulator_hosts {
+    int nranks, nhosts;
+    const int32_t *host; /* host of each rank, 0 .. nhosts - 1 */
+    int rails;           /* NICs per host, at least 1 */
+    double alpha[2], beta[2];
+} tt_simulator_hosts_t;
+
+/*
+ * Fill @p net for @p hosts (which must outlive it) and @p gamma, the bytes
+ * per second a rank combines (copies go at beta[0]).
+ */
+void tt_simulator_hosts_net(const tt_simulator_hosts_t *hosts, double gamma,
+                            tt_simulator_net_t *net);
+
+/* The busiest directed link or port. */
+typedef struct tt_simulator_busiest {
+    int from, to;      /* link: its ranks; port: -1 */
+    int32_t port;      /* port: its id; link: -1 */
+    uint64_t bytes;    /* what crossed it */
+    uint64_t messages; /* how many messages */
+    double busy;       /* seconds it was occupied */
+} tt_simulator_busiest_t;
+
+typedef struct tt_simulator_result {
+    double time;         /* when the last rank finished (of the steps that ran) */
+    double *rank_finish; /* per rank: when its last step completed (0 for no steps) */
+    int nranks;
+    int nclasses;
+    uint64_t class_bytes[TT_SIMULATOR_MAX_CLASSES];
+    uint64_t class_messages[TT_SIMULATOR_MAX_CLASSES];
+    uint64_t messages, bytes; /* all messages that moved */
+    uint64_t links;           /* distinct directed links used */
+    tt_simulator_busiest_t busiest_link; /* most bytes (then longest busy), from = -1 if none */
+    tt_simulator_busiest_t busiest_port; /* most bytes, port = -1 if none */
+    uint64_t steps, steps_run;
+    int deadlock;           /* 1 if some step never ran */
+    int stuck_rank;         /* deadlock: the lowest rank with a step that never ran */
+    int32_t stuck_step;     /* and its first such step */
+    uint64_t unmatched;     /* transfers with no partner in the peer's schedule */
+    uint64_t size_mismatch; /* matched transfers whose sizes differ (the send's size counts) */
+    size_t memory_bytes;    /* the most memory the simulator held at once */
+} tt_simulator_result_t;
+
+typedef struct tt_simulator tt_simulator_t;
+
+/*
+ * A simulator for @p nranks ranks over @p net (copied; its ctx must outlive
+ * the simulator). @return TUTTI_OK, TUTTI_ERR_INVALID_ARG (bad network,
+ * nranks < 1 or above 2^24), TUTTI_ERR_NO_MEMORY. *sim_p is set on success.
+ */
+tutti_status_t tt_simulator_create(int nranks, const tt_simulator_net_t *net,
+                                   tt_simulator_t **sim_p);
+void tt_simulator_destroy(tt_simulator_t *sim);
+
+/*
+ * Copy what timing needs of rank @p rank's finalized schedule @p s: the
+ * caller may free @p s afterwards. Each rank once.
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG (rank out of range or added
+ *         twice, schedule not finalized, a transfer to itself or to a rank
+ *         out of range: logged); TUTTI_ERR_NO_MEMORY.
+ */
+tutti_status_t tt_simulator_add(tt_simulator_t *sim, int rank, const tt_schedule_t *s);
+
+/*
+ * Match the transfers and run every rank's steps to the end (or until
+ * nothing can move: a deadlock is a result, not an error). Fills @p result
+ * (free it with tt_simulator_result_fini). Once per simulator.
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG if a rank was never added or the
+ *         simulator already ran; TUTTI_ERR_NO_MEMORY.
+ */
+tutti_status_t tt_simulator_run(tt_simulator_t *sim, tt_simulator_result_t *result);
+
+void tt_simulator_result_fini(tt_simulator_result_t *result);
+
+/* All in one: simulate @p nranks schedules @p scheds over @p net. */
+tutti_status_t tt_simulate(const tt_schedule_t *const *scheds, int nranks,
+                           const tt_simulator_net_t *net, tt_simulator_result_t *result);
+
+/* About how many bytes the simulator holds for @p steps steps (to refuse a plan too large). */
+uint64_t tt_simulator_footprint(uint64_t steps);
+
+#endif
