@@ -153,14 +153,18 @@ static tutti_status_t prepare(tutti_comm_t comm, const call_t *c, tt_op_t *op, t
     why = tt_select(&comm->selector, &desc);
     TT_CHECK(tt_plan_get(&comm->plans, &desc, plan_p, &built));
     if (built)
-        tt_info("%s of %llu bytes on %d ranks: %s, %d channel%s, %zu-byte chunks (%s; model "
-                "predicts %.1f us)",
+        tt_info("%s of %llu bytes on %d ranks: %s, %d channel%s, %zu-byte chunks, %d part%s (%s; "
+                "model predicts %.1f us)",
                 name, (unsigned long long)tt_cost_bytes(&desc), desc.nranks,
                 tt_algo_names[desc.algo], desc.channels, desc.channels == 1 ? "" : "s",
-                desc.chunk_bytes, why, tt_cost_predict(&desc, desc.cluster) * 1e6);
+                desc.chunk_bytes, (*plan_p)->nparts, (*plan_p)->nparts == 1 ? "" : "s", why,
+                tt_cost_predict(&desc, desc.cluster) * 1e6);
 
     memset(op, 0, sizeof(*op));
     op->sched = &(*plan_p)->sched;
+    op->nparts = (*plan_p)->nparts;
+    op->build_part = tt_plan_build_part;
+    op->plan = *plan_p;
     op->base[TT_BUF_SEND] = (void *)(uintptr_t)c->sendbuf;
     op->base[TT_BUF_RECV] = c->recvbuf;
     op->name = name;

@@ -144,21 +144,99 @@ void tt_ring_order(const tt_coll_desc_t *d, int channel, int *order)
         order[pos] = tt_ring_rank_at(&g, pos);
 }
 
-tutti_status_t tt_coll_build(const tt_coll_desc_t *d, tt_schedule_t *s)
+/* A run of rounds that take the same number of steps each. */
+typedef struct stage {
+    int rounds;
+    uint64_t round_steps;
+} stage_t;
+
+/*
+ * The stages of @p d's plan, with the most steps a round takes on any rank
+ * (bounds from the largest blocks, so that every rank cuts alike).
+ */
+static int plan_stages(const tt_coll_desc_t *d, stage_t st[3])
+{
+    int n = d->nranks;
+    uint64_t chunk = tt_chunk_elems(d);
+    tt_span_t all = {0, d->count};
+
+    if (d->algo == TT_ALGO_RING && d->kind == TT_COLL_ALLREDUCE) {
+        int channels = TT_MAX(1, TT_MIN(d->channels, TT_MAX_CHANNELS));
+        tt_span_t block = tt_sub_block(tt_block(d->count, channels, 0), n, 0);
+        st[0] =
+            (stage_t){TT_MAX(1, 2 * (n - 1)), 2 * (uint64_t)channels * tt_nchunks(block, chunk)};
+        return 1;
+    }
+    if (d->algo == TT_ALGO_RING) {
+        st[0] = (stage_t){TT_MAX(1, n - 1), 2 * tt_nchunks(all, chunk)};
+        return 1;
+    }
+    if (d->algo == TT_ALGO_HIER) {
+        const tt_cluster_t *c = d->cluster;
+        int L = c->ranks_per_host, H = c->nhosts;
+        tt_span_t shard = tt_block(d->count, L, 0);
+        st[0] = (stage_t){L - 1, 2 * tt_nchunks(shard, chunk)};
+        st[1] = (stage_t){TT_MAX(2 * (H - 1), L == 1 && H == 1),
+                          2 * tt_nchunks(tt_sub_block(shard, H, 0), chunk)};
+        st[2] = st[0];
+        return 3;
+    }
+    st[0] = (stage_t){1, 1};
+    return 1;
+}
+
+/*
+ * Cut @p d's rounds into parts, packing rounds while their steps fit in
+ * d->part_steps (a part takes at least one round). Returns the number of
+ * parts; @p w_p (optional) receives the rounds of part @p want.
+ */
+static int cut_parts(const tt_coll_desc_t *d, int want, tt_rounds_t *w_p)
+{
+    stage_t st[3];
+    int nstages = plan_stages(d, st), part = 0, first = 0, round = 0;
+    uint64_t used = 0, budget = d->part_steps > 0 ? d->part_steps : UINT64_MAX;
+
+    for (int i = 0; i < nstages; i++)
+        for (int left = st[i].rounds; left > 0;) {
+            uint64_t fit = (budget - used) / TT_MAX(st[i].round_steps, 1);
+            if (fit == 0 && round > first) {
+                /* This part is full: close it. */
+                if (part++ == want && w_p != NULL)
+                    *w_p = (tt_rounds_t){first, round};
+                first = round;
+                used = 0;
+                continue;
+            }
+            fit = TT_MIN(TT_MAX(fit, 1), (uint64_t)left);
+            round += (int)fit;
+            left -= (int)fit;
+            used += fit * st[i].round_steps;
+        }
+    if (part == want && w_p != NULL)
+        *w_p = (tt_rounds_t){first, round};
+    return part + 1;
+}
+
+int tt_coll_parts(const tt_coll_desc_t *d)
+{
+    return cut_parts(d, -1, NULL);
+}
+
+static tutti_status_t build_rounds(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t *s)
 {
     if (!tt_algo_supports(d->algo, d->kind))
         return TUTTI_ERR_INVALID_ARG;
     switch (d->algo) {
     case TT_ALGO_RING:
         if (d->kind == TT_COLL_ALLREDUCE)
-            tt_ring_allreduce(d, s);
+            tt_ring_allreduce(d, w, s);
         else if (d->kind == TT_COLL_REDUCE_SCATTER)
-            tt_ring_reduce_scatter(d, s);
+            tt_ring_reduce_scatter(d, w, s);
         else
-            tt_ring_allgather(d, s);
+            tt_ring_allgather(d, w, s);
         break;
     case TT_ALGO_TREE: tt_tree_allreduce(d, s); break;
-    case TT_ALGO_HIER: tt_hier_allreduce(d, s); break;
+    case TT_ALGO_HIER: tt_hier_allreduce(d, w, s); break;
     case TT_ALGO_RD: tt_rd_allreduce(d, s); break;
     case TT_ALGO_CHAIN:
         (d->kind == TT_COLL_BROADCAST ? tt_chain_broadcast : tt_chain_reduce)(d, s);
@@ -170,4 +248,19 @@ tutti_status_t tt_coll_build(const tt_coll_desc_t *d, tt_schedule_t *s)
     default: return TUTTI_ERR_INVALID_ARG;
     }
     return tt_schedule_finalize(s);
+}
+
+tutti_status_t tt_coll_build_part(const tt_coll_desc_t *d, int part, tt_schedule_t *s)
+{
+    tt_rounds_t w = {0, 0};
+
+    if (part < 0 || part >= cut_parts(d, part, &w))
+        return TUTTI_ERR_INVALID_ARG;
+    return build_rounds(d, w, s);
+}
+
+tutti_status_t tt_coll_build(const tt_coll_desc_t *d, tt_schedule_t *s)
+{
+    tt_rounds_t all = {0, INT32_MAX};
+    return build_rounds(d, all, s);
 }

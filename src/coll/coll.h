@@ -54,18 +54,41 @@ typedef struct tt_coll_desc {
     int channels;                /* rings: parallel channels, >= 1 */
     size_t chunk_bytes;          /* pipeline chunk */
     int pipeline_slots;          /* chain reduce: partial buffers it cycles through */
+    uint32_t part_steps;         /* build and run in parts of about this many steps (0: whole) */
     const tt_cluster_t *cluster; /* NULL: all ranks on one host, in rank order */
 } tt_coll_desc_t;
 
-/* Build rank d->rank's schedule into @p s (initialised by the caller) and finalize it. */
+/*
+ * Plans in parts. Ring-like algorithms take a round (one ring step) per
+ * rank, so a whole plan for a huge communicator holds O(n) steps. Built in
+ * parts instead, a plan costs the same memory at any n: part p holds rounds
+ * [first, end), this rank runs each part to completion before building the
+ * next, and every rank cuts at the same rounds (the cut depends on the
+ * description only, not the rank), so a part's messages all match within
+ * it. Other algorithms have O(log n) steps and come in one part.
+ */
+typedef struct tt_rounds {
+    int first, end;
+} tt_rounds_t;
+
+/* How many parts @p d's plan comes in (1 when d->part_steps is 0 or the plan is small). */
+int tt_coll_parts(const tt_coll_desc_t *d);
+
+/* Build part @p part of rank d->rank's plan into @p s (initialised by the caller), finalized. */
+tutti_status_t tt_coll_build_part(const tt_coll_desc_t *d, int part, tt_schedule_t *s);
+
+/* Build the whole plan as one schedule, whatever d->part_steps says. */
 tutti_status_t tt_coll_build(const tt_coll_desc_t *d, tt_schedule_t *s);
 
-/* The algorithms, for tt_coll_build and tests. Each appends to @p s. */
-void tt_ring_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s);
-void tt_ring_reduce_scatter(const tt_coll_desc_t *d, tt_schedule_t *s);
-void tt_ring_allgather(const tt_coll_desc_t *d, tt_schedule_t *s);
+/*
+ * The algorithms, for tt_coll_build and tests. Each appends to @p s; those
+ * taking @p rounds append only the steps of those rounds.
+ */
+void tt_ring_allreduce(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
+void tt_ring_reduce_scatter(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
+void tt_ring_allgather(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
 void tt_tree_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s);
-void tt_hier_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_hier_allreduce(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
 void tt_chain_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_chain_reduce(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_rd_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s);

@@ -53,7 +53,15 @@ static void wait_all(tt_chunk_steps_t *c, int32_t step)
         c->last[i] = step;
 }
 
-void tt_hier_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
+/* The rounds of [first, first + n) that @p w holds: [*lo_p, *hi_p), maybe empty. */
+static int stage_rounds(tt_rounds_t w, int first, int n, int *lo_p, int *hi_p)
+{
+    *lo_p = TT_MAX(w.first, first) - first;
+    *hi_p = TT_MIN(w.end, first + n) - first;
+    return *lo_p < *hi_p;
+}
+
+void tt_hier_allreduce(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t *s)
 {
     const tt_cluster_t *cl = d->cluster;
     int L = cl->ranks_per_host, H = cl->nhosts;
@@ -65,42 +73,49 @@ void tt_hier_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
     step_list_t writes = {0};
     int32_t ready = TT_NO_STEP;
     tt_ring_t in_host, across;
+    int lo, hi;
 
     tt_ring_host(&in_host, cl, d->rank, 0);
     tt_ring_rail(&across, cl, d->rank, local % TT_MAX(1, d->channels));
 
-    if (L > 1 && tt_chunk_steps_init(&p1, tt_nchunks(tt_sub_block(all, L, 0), chunk), s)) {
+    /* Rounds: L-1 in the host, H-1 + H-1 across hosts, L-1 in the host. A stage
+     * finished in an earlier part needs no waiting for (ready stays TT_NO_STEP). */
+    if (stage_rounds(w, 0, L - 1, &lo, &hi) &&
+        tt_chunk_steps_init(&p1, tt_nchunks(tt_sub_block(all, L, 0), chunk), s)) {
         /* With one host the shard is final here (avg divides now). */
-        for (int k = 0; k < L - 1; k++)
+        for (int k = lo; k < hi; k++)
             tt_ring_rs_step(d, s, &in_host, k, all, TT_BUF_SEND, TT_BUF_RECV,
                             H == 1 ? TT_STEP_FINAL : 0, TT_NO_STEP, &p1);
         ready = tt_chunk_steps_join(&p1, s);
     }
-    if (H > 1 && tt_chunk_steps_init(&p2, tt_nchunks(tt_sub_block(shard, H, 0), chunk), s)) {
+    if (stage_rounds(w, L - 1, 2 * (H - 1), &lo, &hi) &&
+        tt_chunk_steps_init(&p2, tt_nchunks(tt_sub_block(shard, H, 0), chunk), s)) {
         wait_all(&p2, ready);
-        for (int k = 0; k < H - 1; k++) {
-            /* The host's partial sums (stage 1) must be complete before they are read. */
-            tt_ring_rs_step(d, s, &across, k, shard, shard_src, TT_BUF_RECV, TT_STEP_FINAL, ready,
-                            &p2);
-            if (k == H - 2)
-                remember_chunks(&writes, s, &p2); /* our inter-host block is final */
-        }
-        for (int k = 0; k < H - 1; k++) {
+        for (int k = lo; k < hi; k++) {
             tt_span_t own = tt_sub_block(shard, H, across.me);
-            tt_ring_ag_step(d, s, &across, k, shard,
-                            tt_elem_ref(TT_BUF_RECV, own.offset, d->elem_size), TT_BUF_RECV, &p2);
-            remember_chunks(&writes, s, &p2); /* another host's block arrived */
+            /* The host's partial sums (stage 1) must be complete before they are read. */
+            if (k < H - 1)
+                tt_ring_rs_step(d, s, &across, k, shard, shard_src, TT_BUF_RECV, TT_STEP_FINAL,
+                                ready, &p2);
+            else
+                tt_ring_ag_step(d, s, &across, k - (H - 1), shard,
+                                tt_elem_ref(TT_BUF_RECV, own.offset, d->elem_size), TT_BUF_RECV,
+                                &p2);
+            /* From the last reduce-scatter round on, each round finishes a block. */
+            if (k >= H - 2)
+                remember_chunks(&writes, s, &p2);
         }
         ready = tt_sched_join(s, writes.steps, writes.n);
-    } else if (L == 1 && !d->in_place && d->count > 0) {
+    } else if (L == 1 && H == 1 && w.first == 0 && !d->in_place && d->count > 0) {
         /* One rank on one host: nothing to exchange. */
         ready = tt_sched_copy(s, tt_elem_ref(TT_BUF_RECV, 0, d->elem_size),
                               tt_elem_ref(TT_BUF_SEND, 0, d->elem_size), d->count, TT_NO_STEP,
                               TT_NO_STEP);
     }
-    if (L > 1 && tt_chunk_steps_init(&p3, tt_nchunks(tt_sub_block(all, L, 0), chunk), s)) {
+    if (stage_rounds(w, L - 1 + 2 * (H - 1), L - 1, &lo, &hi) &&
+        tt_chunk_steps_init(&p3, tt_nchunks(tt_sub_block(all, L, 0), chunk), s)) {
         wait_all(&p3, ready);
-        for (int k = 0; k < L - 1; k++)
+        for (int k = lo; k < hi; k++)
             tt_ring_ag_step(d, s, &in_host, k, all,
                             tt_elem_ref(TT_BUF_RECV, shard.offset, d->elem_size), TT_BUF_RECV, &p3);
     }

@@ -33,7 +33,7 @@ static int same_desc(const tt_coll_desc_t *a, const tt_coll_desc_t *b)
            a->root == b->root && a->in_place == b->in_place && a->rank == b->rank &&
            a->nranks == b->nranks && a->algo == b->algo && a->channels == b->channels &&
            a->chunk_bytes == b->chunk_bytes && a->pipeline_slots == b->pipeline_slots &&
-           a->cluster == b->cluster;
+           a->part_steps == b->part_steps && a->cluster == b->cluster;
 }
 
 static tutti_status_t build(const tt_coll_desc_t *d, tt_plan_t **plan_p)
@@ -45,14 +45,20 @@ static tutti_status_t build(const tt_coll_desc_t *d, tt_plan_t **plan_p)
         return TUTTI_ERR_NO_MEMORY;
     plan->desc = *d;
     atomic_init(&plan->refs, 1);
+    plan->nparts = tt_coll_parts(d);
     tt_schedule_init(&plan->sched, d->elem_size);
-    status = tt_coll_build(d, &plan->sched);
+    status = tt_coll_build_part(d, 0, &plan->sched);
     if (status != TUTTI_OK) {
         tt_plan_release(plan);
         return status;
     }
     *plan_p = plan;
     return TUTTI_OK;
+}
+
+tutti_status_t tt_plan_build_part(const void *plan, int part, tt_schedule_t *s)
+{
+    return tt_coll_build_part(&((const tt_plan_t *)plan)->desc, part, s);
 }
 
 tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p,

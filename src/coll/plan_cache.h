@@ -14,7 +14,8 @@
 
 typedef struct tt_plan {
     tt_coll_desc_t desc;
-    tt_schedule_t sched;
+    tt_schedule_t sched; /* the whole schedule, or its first part */
+    int nparts;          /* see tt_coll_parts() */
     atomic_int refs;
 } tt_plan_t;
 
@@ -40,5 +41,8 @@ tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_
                            int *built_p);
 
 void tt_plan_release(tt_plan_t *plan);
+
+/* Build part @p part (1..nparts-1) of @p plan (a tt_plan_t) into @p s, for the engine. */
+tutti_status_t tt_plan_build_part(const void *plan, int part, tt_schedule_t *s);
 
 #endif

@@ -131,33 +131,36 @@ static void channels_fini(channel_set_t *cs)
         tt_chunk_steps_fini(&cs->steps[c]);
 }
 
-void tt_ring_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
+void tt_ring_allreduce(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s)
 {
+    int n = d->nranks;
     channel_set_t cs = {0};
 
-    if (d->nranks == 1) {
-        copy_whole(d, s, 0, 0, d->count);
+    if (n == 1) {
+        if (rounds.first == 0)
+            copy_whole(d, s, 0, 0, d->count);
         return;
     }
     if (channels_init(&cs, d, s, d->count)) {
-        /* Channels interleave step by step, so that all of them move at once. */
-        for (int k = 0; k < d->nranks - 1; k++)
-            for (int c = 0; c < cs.n; c++)
-                tt_ring_rs_step(d, s, &cs.ring[c], k, cs.span[c], TT_BUF_SEND, TT_BUF_RECV,
-                                TT_STEP_FINAL, TT_NO_STEP, &cs.steps[c]);
-        for (int k = 0; k < d->nranks - 1; k++)
+        /* Rounds 0..n-2 reduce-scatter, the next n-1 all-gather; channels interleave
+         * step by step, so that all of them move at once. */
+        for (int k = rounds.first; k < TT_MIN(rounds.end, 2 * (n - 1)); k++)
             for (int c = 0; c < cs.n; c++) {
-                tt_span_t own = tt_sub_block(cs.span[c], d->nranks, cs.ring[c].me);
-                tt_ring_ag_step(d, s, &cs.ring[c], k, cs.span[c],
-                                tt_elem_ref(TT_BUF_RECV, own.offset, d->elem_size), TT_BUF_RECV,
-                                &cs.steps[c]);
+                tt_span_t own = tt_sub_block(cs.span[c], n, cs.ring[c].me);
+                if (k < n - 1)
+                    tt_ring_rs_step(d, s, &cs.ring[c], k, cs.span[c], TT_BUF_SEND, TT_BUF_RECV,
+                                    TT_STEP_FINAL, TT_NO_STEP, &cs.steps[c]);
+                else
+                    tt_ring_ag_step(d, s, &cs.ring[c], k - (n - 1), cs.span[c],
+                                    tt_elem_ref(TT_BUF_RECV, own.offset, d->elem_size), TT_BUF_RECV,
+                                    &cs.steps[c]);
             }
     }
     channels_fini(&cs);
     tt_sched_set_channel(s, 0);
 }
 
-void tt_ring_allgather(const tt_coll_desc_t *d, tt_schedule_t *s)
+void tt_ring_allgather(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s)
 {
     int n = d->nranks;
     uint64_t chunk = tt_chunk_elems(d);
@@ -165,11 +168,12 @@ void tt_ring_allgather(const tt_coll_desc_t *d, tt_schedule_t *s)
     tt_chunk_steps_t ready;
     tt_ring_t g;
 
-    copy_whole(d, s, 0, (uint64_t)d->rank * d->count, d->count);
+    if (rounds.first == 0)
+        copy_whole(d, s, 0, (uint64_t)d->rank * d->count, d->count);
     tt_ring_channel(&g, d, 0);
     if (n > 1 && tt_chunk_steps_init(&ready, tt_nchunks(mine, chunk), s)) {
         /* Block i (rank i's contribution) lives at i * count; positions name ranks. */
-        for (int k = 0; k < n - 1; k++) {
+        for (int k = rounds.first; k < TT_MIN(rounds.end, n - 1); k++) {
             int out_rank = tt_ring_rank_at(&g, g.me - k),
                 in_rank = tt_ring_rank_at(&g, g.me - k - 1);
             for (uint64_t c = 0; c < ready.n; c++) {
@@ -193,7 +197,7 @@ void tt_ring_allgather(const tt_coll_desc_t *d, tt_schedule_t *s)
     }
 }
 
-void tt_ring_reduce_scatter(const tt_coll_desc_t *d, tt_schedule_t *s)
+void tt_ring_reduce_scatter(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s)
 {
     int n = d->nranks;
     uint64_t chunk = tt_chunk_elems(d), nchunks = TT_DIV_ROUND_UP(d->count, chunk);
@@ -203,17 +207,19 @@ void tt_ring_reduce_scatter(const tt_coll_desc_t *d, tt_schedule_t *s)
     tt_ring_t g;
 
     if (n == 1) {
-        copy_whole(d, s, 0, 0, d->count);
+        if (rounds.first == 0)
+            copy_whole(d, s, 0, 0, d->count);
         return;
     }
     tt_ring_channel(&g, d, 0);
     if (!tt_chunk_steps_init(&reduced, nchunks, s) || !tt_chunk_steps_init(&sent, nchunks, s) ||
         !tt_chunk_steps_init(&sent_before, nchunks, s))
         goto out;
-    /* Partial sums alternate between two scratch blocks: one being sent, one being filled. */
+    /* Partial sums alternate between two scratch blocks: one being sent, one being filled.
+     * Every part reserves them alike, so they carry over from one part to the next. */
     partial[0] = tt_sched_scratch(s, d->count * d->elem_size);
     partial[1] = tt_sched_scratch(s, d->count * d->elem_size);
-    for (int k = 0; k < n - 1; k++) {
+    for (int k = rounds.first; k < TT_MIN(rounds.end, n - 1); k++) {
         /* Block b of the input belongs to rank b; ring positions name ranks. */
         uint64_t out_block = (uint64_t)tt_ring_rank_at(&g, g.me - k - 1);
         uint64_t in_block = (uint64_t)tt_ring_rank_at(&g, g.me - k - 2);

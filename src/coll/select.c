@@ -24,6 +24,10 @@ static const tt_config_field_t coll_fields[] = {
      TT_CFG_SIZE, offsetof(tt_coll_settings_t, channels), NULL},
     {"PIPELINE_SLOTS", "4", "partial-result buffers a chain reduce cycles through (1-16)",
      TT_CFG_SIZE, offsetof(tt_coll_settings_t, pipeline_slots), NULL},
+    {"PART_STEPS", "4096",
+     "plans longer than this many steps per rank are built and run in parts of about this "
+     "size, so that plan memory stays bounded at any scale (0: never split)",
+     TT_CFG_SIZE, offsetof(tt_coll_settings_t, part_steps), NULL},
     {"TUNING_FILE", "",
      "rules overriding the cost model: 'collective min max algo [chunk=] [channels=]'",
      TT_CFG_STRING, offsetof(tt_coll_settings_t, tuning_file), NULL},
@@ -226,6 +230,7 @@ static void fill_defaults(const tt_selector_t *sel, tt_coll_desc_t *d)
     d->channels = sel->settings.channels > 0 ? (int)sel->settings.channels : rails;
     d->channels = TT_MIN(TT_MAX(d->channels, 1), TT_MAX_CHANNELS);
     d->pipeline_slots = (int)sel->settings.pipeline_slots;
+    d->part_steps = (uint32_t)TT_MIN(sel->settings.part_steps, UINT32_MAX);
     d->cluster = c != NULL && c->nranks == d->nranks ? c : NULL;
 }
 

@@ -67,6 +67,31 @@ static void fail_everything(tt_engine_t *e, tutti_status_t status)
     e->tail = NULL;
 }
 
+/*
+ * This rank cannot go on with the active operation, which may be halfway
+ * through: the failure is reported so that peers stop waiting for it.
+ */
+static void fail_active(tt_engine_t *e, tutti_status_t status, const char *what)
+{
+    tt_health_fail(e->health, status, -1, "%s: %s: %s", e->active->name, what,
+                   tutti_status_string(status));
+    fail_everything(e, e->health->status);
+}
+
+/* Run @p s, one part of the active operation (its scratch carries over between parts). */
+static tutti_status_t start_part(tt_engine_t *e, tt_op_t *op, const tt_schedule_t *s)
+{
+    if (s->scratch_bytes > e->scratch_cap) {
+        void *grown = realloc(e->scratch, s->scratch_bytes);
+        if (grown == NULL)
+            return TUTTI_ERR_NO_MEMORY;
+        e->scratch = grown;
+        e->scratch_cap = s->scratch_bytes;
+    }
+    op->base[TT_BUF_SCRATCH] = e->scratch;
+    return tt_exec_start(&e->exec, s, op->base, &op->env, op->tag);
+}
+
 static void start_next(tt_engine_t *e)
 {
     tt_op_t *op = e->head;
@@ -75,22 +100,20 @@ static void start_next(tt_engine_t *e)
     e->head = op->next;
     if (e->head == NULL)
         e->tail = NULL;
-    if (op->sched->scratch_bytes > e->scratch_cap) {
-        void *grown = realloc(e->scratch, op->sched->scratch_bytes);
-        if (grown == NULL) {
-            tt_error("%s: cannot allocate %zu bytes of scratch", op->name,
-                     op->sched->scratch_bytes);
-            finish(e, op, TUTTI_ERR_NO_MEMORY);
-            return;
-        }
-        e->scratch = grown;
-        e->scratch_cap = op->sched->scratch_bytes;
-    }
-    op->base[TT_BUF_SCRATCH] = e->scratch;
     e->active = op;
-    status = tt_exec_start(&e->exec, op->sched, op->base, &op->env, op->tag);
+    op->part = 0;
+    status = start_part(e, op, op->sched);
     if (status != TUTTI_OK)
-        finish(e, op, status);
+        fail_active(e, status, "cannot start");
+}
+
+/* The active operation finished a part: build and start the next one. */
+static tutti_status_t start_next_part(tt_engine_t *e, tt_op_t *op)
+{
+    tt_schedule_fini(&e->part);
+    tt_schedule_init(&e->part, op->sched->elem_size);
+    TT_CHECK(op->build_part(op->plan, ++op->part, &e->part));
+    return start_part(e, op, &e->part);
 }
 
 /* The active operation's executor stopped: success, or a failed transfer. */
@@ -99,6 +122,12 @@ static void conclude_active(tt_engine_t *e)
     tutti_status_t status = tt_exec_status(&e->exec);
     int peer = e->exec.failed_peer;
 
+    if (status == TUTTI_OK && e->active->part + 1 < e->active->nparts) {
+        status = start_next_part(e, e->active);
+        if (status != TUTTI_OK)
+            fail_active(e, status, "cannot start the next part of its plan");
+        return;
+    }
     if (status == TUTTI_OK) {
         finish(e, e->active, TUTTI_OK);
         return;
@@ -216,6 +245,7 @@ tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settin
     e->health = health;
     health->interval_ns = ENGINE_HEALTH_INTERVAL_NS;
     tt_exec_init(&e->exec);
+    tt_schedule_init(&e->part, 1);
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     if (settings->progress_thread) {
@@ -241,6 +271,7 @@ void tt_engine_fini(tt_engine_t *e, tutti_status_t status)
     if (e->thread_running)
         pthread_join(e->thread, NULL);
     tt_exec_fini(&e->exec);
+    tt_schedule_fini(&e->part);
     free(e->scratch);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);

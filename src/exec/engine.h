@@ -26,14 +26,21 @@ typedef struct tt_engine_settings {
 
 extern const tt_config_table_t tt_engine_config_table;
 
+/* Builds part @p part of @p plan's schedule into @p s (see tt_coll_build_part). */
+typedef tutti_status_t (*tt_part_builder_t)(const void *plan, int part, tt_schedule_t *s);
+
 /* One posted operation. The poster owns the memory until the status is final. */
 typedef struct tt_op {
-    const tt_schedule_t *sched;
+    const tt_schedule_t *sched;   /* the schedule, or its first part */
+    int nparts;                   /* parts run one after another (0 or 1: just sched) */
+    tt_part_builder_t build_part; /* builds parts 1.. of plan when they are due */
+    const void *plan;
+    int part;                 /* the part running */
     void *base[TT_BUF_COUNT]; /* send, receive; scratch is filled in at start */
     tt_exec_env_t env;
-    uint64_t tag;     /* low 32 bits from the poster; the engine adds the sequence number */
-    const char *name; /* for logs */
-    int64_t deadline; /* 0 until the engine first looks at it */
+    uint64_t tag;      /* low 32 bits from the poster; the engine adds the sequence number */
+    const char *name;  /* for logs */
+    int64_t deadline;  /* 0 until the engine first looks at it */
     atomic_int status; /* a tutti_status_t: TUTTI_IN_PROGRESS until done */
     struct tt_op *next;
 } tt_op_t;
@@ -48,6 +55,7 @@ typedef struct tt_engine {
     tt_health_t *health;
     tt_op_t *head, *tail, *active;
     tt_exec_t exec;
+    tt_schedule_t part; /* the active operation's current part, after the first */
     void *scratch;
     size_t scratch_cap;
     uint32_t next_seq; /* operations posted so far */
@@ -60,9 +68,9 @@ typedef struct tt_engine {
  * Start the engine over @p transports. @p local_ranks (ranks sharing this
  * host) decides how long waiters spin when TUTTI_POLL_SPIN is auto.
  */
-tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings,
-                              int local_ranks, tt_transport_t *const *transports,
-                              int ntransports, tt_health_t *health);
+tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings, int local_ranks,
+                              tt_transport_t *const *transports, int ntransports,
+                              tt_health_t *health);
 
 /* Stop the progress thread; queued and active operations fail with @p status. */
 void tt_engine_fini(tt_engine_t *e, tutti_status_t status);

@@ -81,7 +81,7 @@ typedef enum call_mode {
 static const char *const mode_names[] = {"blocking", "nonblocking+wait", "nonblocking+test"};
 
 /* A configuration: settings for tutti_config_set(). */
-#define MAX_SETTINGS 5
+#define MAX_SETTINGS 6
 typedef struct config_def {
     const char *name;
     const char *settings[MAX_SETTINGS][2]; /* {name, value} pairs, ending at a NULL name */
@@ -106,6 +106,9 @@ enum {
  * that medium messages (latency algorithms send whole buffers) stream
  * through them piece by piece: a buffer reused before its send has drained
  * then shows at every rank count, not only with megabyte messages.
+ * The pipelined and hierarchical configurations cut plans into parts of a
+ * round or so (TUTTI_PART_STEPS), so that ranks move from part to part at
+ * different times, as they do on huge communicators.
  * TUTTI_OP_TIMEOUT turns a hang into an error that names the case, long
  * before the rank time-out would kill everything.
  */
@@ -125,6 +128,7 @@ static const config_def_t configs[NUM_CONFIGS] = {
                           {{"TUTTI_ALGO", "bandwidth"},
                            {"TUTTI_CHUNK_SIZE", "4K"},
                            {"TUTTI_PIPELINE_SLOTS", "1"},
+                           {"TUTTI_PART_STEPS", "5"},
                            {"TUTTI_OP_TIMEOUT", "60s"}}},
     /* The double binary tree for allreduce (small chunks: many pipeline steps). */
     [CONFIG_TREE] = {"tree",
@@ -133,7 +137,10 @@ static const config_def_t configs[NUM_CONFIGS] = {
                       {"TUTTI_OP_TIMEOUT", "60s"}}},
     /* Hierarchical allreduce, planned for the ranks spread over virtual hosts
      * (run_config adds TUTTI_CLUSTER_FILE for each rank count). */
-    [CONFIG_HIER] = {"hier", {{"TUTTI_ALGO", "allreduce=hier"}, {"TUTTI_OP_TIMEOUT", "60s"}}},
+    [CONFIG_HIER] = {"hier",
+                     {{"TUTTI_ALGO", "allreduce=hier"},
+                      {"TUTTI_PART_STEPS", "3"},
+                      {"TUTTI_OP_TIMEOUT", "60s"}}},
     /* Three ring channels over the DGX-like fixture's 8 rails (run_config adds
      * TUTTI_TOPO_FILE): each channel's ring order is rotated differently. */
     [CONFIG_CHANNELS] = {"channels",

@@ -41,8 +41,9 @@ typedef uint64_t (*fill_fn_t)(int rank, uint64_t i);
 /* Every rank's schedule, buffers and executor environment. */
 typedef struct world {
     int n;
-    tt_coll_desc_t desc; /* the last rank's; the rest differ only in rank and in_place */
-    tt_schedule_t *scheds;
+    tt_coll_desc_t desc;   /* the last rank's; the rest differ only in rank and in_place */
+    tt_coll_desc_t *descs; /* every rank's */
+    tt_schedule_t *scheds; /* every rank's current part */
     const tt_schedule_t **sched_ptrs;
     void *(*bases)[TT_BUF_COUNT];
     tt_exec_env_t *envs;
@@ -67,8 +68,22 @@ static int rooted(tt_coll_kind_t kind)
     return kind == TT_COLL_BROADCAST || kind == TT_COLL_REDUCE;
 }
 
+/* Build part @p part of rank @p r's plan; the scratch carries over from part to part. */
+static void world_build(world_t *w, int r, int part)
+{
+    const tt_coll_desc_t *d = &w->descs[r];
+
+    tt_schedule_fini(&w->scheds[r]);
+    tt_schedule_init(&w->scheds[r], d->elem_size);
+    if (tt_coll_build_part(d, part, &w->scheds[r]) != TUTTI_OK)
+        ck_abort_msg("building part %d of %s/%s for rank %d of %d failed", part,
+                     tt_coll_kind_names[d->kind], tt_algo_names[d->algo], r, d->nranks);
+    w->bases[r][TT_BUF_SCRATCH] =
+        realloc(w->bases[r][TT_BUF_SCRATCH], w->scheds[r].scratch_bytes + 1);
+}
+
 /*
- * Build every rank's schedule for @p tmpl (rank ignored) with elements of
+ * Build every rank's schedule (its first part) for @p tmpl (rank ignored) with elements of
  * @p type combined by @p op, lay out the buffers (in place where asked) and
  * fill the inputs with @p fill.
  */
@@ -79,6 +94,7 @@ static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t 
 
     memset(w, 0, sizeof(*w));
     w->n = n;
+    w->descs = calloc((size_t)n, sizeof(*w->descs));
     w->scheds = calloc((size_t)n, sizeof(*w->scheds));
     w->sched_ptrs = calloc((size_t)n, sizeof(*w->sched_ptrs));
     w->bases = calloc((size_t)n, sizeof(*w->bases));
@@ -96,7 +112,7 @@ static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t 
         d.elem_size = sizeof(uint64_t);
         d.in_place =
             tmpl->in_place && (!rooted(d.kind) || r == d.root) && d.kind != TT_COLL_BARRIER;
-        w->desc = d;
+        w->desc = w->descs[r] = d;
         /* The in-place layouts of tutti.h. */
         if (!d.in_place) {
             w->send[r] = w->owned[2 * r] = calloc(sn + 1, sizeof(uint64_t));
@@ -112,16 +128,13 @@ static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t 
         for (size_t i = 0; i < sn; i++)
             w->send[r][i] = fill(r, i);
         tt_schedule_init(&w->scheds[r], sizeof(uint64_t));
-        if (tt_coll_build(&d, &w->scheds[r]) != TUTTI_OK)
-            ck_abort_msg("building %s/%s for rank %d of %d failed", tt_coll_kind_names[d.kind],
-                         tt_algo_names[d.algo], r, n);
+        world_build(w, r, 0);
         w->sched_ptrs[r] = &w->scheds[r];
         w->routes[r] = calloc((size_t)n, sizeof(tt_transport_t *));
         for (int p = 0; p < n; p++)
             w->routes[r][p] = tt_sim_transport(w->sim, r);
         w->bases[r][TT_BUF_SEND] = w->send[r];
         w->bases[r][TT_BUF_RECV] = w->recv[r];
-        w->bases[r][TT_BUF_SCRATCH] = malloc(w->scheds[r].scratch_bytes + 1);
         w->envs[r].route = w->routes[r];
         w->envs[r].reduce =
             tt_reduce_kernel(TT_REDUCE_ISA_AUTO, type, op == TUTTI_AVG ? TUTTI_SUM : op);
@@ -140,6 +153,7 @@ static void world_fini(world_t *w)
         tt_schedule_fini(&w->scheds[r]);
     }
     tt_sim_destroy(w->sim);
+    free(w->descs);
     free(w->scheds);
     free(w->sched_ptrs);
     free(w->bases);
@@ -150,12 +164,20 @@ static void world_fini(world_t *w)
     free(w->routes);
 }
 
+/* Run every part of every rank's plan, each part on all ranks before the next. */
 static void world_run(world_t *w, unsigned seed, const char *what)
 {
-    tutti_status_t status = tt_sim_run(w->sim, w->sched_ptrs, w->bases, w->envs, seed);
-    if (status != TUTTI_OK)
-        ck_abort_msg("%s: %s", what,
-                     status == TUTTI_ERR_INTERNAL ? "deadlock" : tutti_status_string(status));
+    int parts = tt_coll_parts(&w->desc);
+
+    for (int part = 0; part < parts; part++) {
+        tutti_status_t status;
+        for (int r = 0; r < w->n && part > 0; r++)
+            world_build(w, r, part);
+        status = tt_sim_run(w->sim, w->sched_ptrs, w->bases, w->envs, seed + (unsigned)part);
+        if (status != TUTTI_OK)
+            ck_abort_msg("%s: part %d of %d: %s", what, part, parts,
+                         status == TUTTI_ERR_INTERNAL ? "deadlock" : tutti_status_string(status));
+    }
 }
 
 /* The reduction (wrapping sum) of element i of every rank's input block at @p offset. */
@@ -358,6 +380,7 @@ START_TEST(ring_bytes_are_textbook)
             desc_of(TT_COLL_ALLREDUCE, TT_ALGO_RING, n, count, 4096, channels, &cluster);
         world_t w;
 
+        d.part_steps = channels % 2 ? 0 : 100; /* in parts or whole: the same bytes */
         world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
         world_run(&w, 1, "ring bytes");
         check_results(&w, "ring bytes");
@@ -427,6 +450,7 @@ START_TEST(hier_bytes_cross_hosts_once)
     ck_assert_int_eq(tt_cluster_uniform(&cluster, H, L, shape[2], NULL), TUTTI_OK);
     {
         tt_coll_desc_t d = desc_of(TT_COLL_ALLREDUCE, TT_ALGO_HIER, n, count, 4096, 1, &cluster);
+        d.part_steps = _i % 2 ? 0 : 20; /* in parts or whole: the same bytes */
         world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
     }
     world_run(&w, 5, "hier bytes");
@@ -442,6 +466,77 @@ START_TEST(hier_bytes_cross_hosts_once)
                   (unsigned long long)across, (unsigned long long)expect);
     world_fini(&w);
     tt_cluster_fini(&cluster);
+}
+END_TEST
+
+/*
+ * Plans in parts (tt_coll_parts): every algorithm that has rounds gives the
+ * same results when cut into parts as small as one round, on clusters of
+ * every shape, in place or not.
+ */
+START_TEST(plans_in_parts)
+{
+    const int *shape = shapes[_i];
+    static const uint32_t part_steps[] = {1, 7, 60};
+    tt_cluster_t cluster;
+    int n = shape[0] * shape[1];
+    uint64_t counts[] = {0, 1, (uint64_t)n + 1, 3001};
+    unsigned seed = (unsigned)_i * 7717u;
+
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, shape[0], shape[1], shape[2], NULL), TUTTI_OK);
+    for (size_t k = 0; k < 3; k++)
+        for (int a = TT_ALGO_RING; a <= TT_ALGO_HIER; a++) {
+            if (!tt_algo_supports((tt_algo_t)a, kinds[k]) || a == TT_ALGO_TREE)
+                continue;
+            for (size_t c = 0; c < TT_ARRAY_SIZE(counts); c++)
+                for (size_t p = 0; p < TT_ARRAY_SIZE(part_steps); p++) {
+                    tt_coll_desc_t d = desc_of(kinds[k], (tt_algo_t)a, n, counts[c], 1024,
+                                               1 + (int)(c % 2), &cluster);
+                    d.part_steps = part_steps[p];
+                    d.in_place = (int)(p % 2);
+                    run_case(&d, seed++);
+                }
+        }
+    tt_cluster_fini(&cluster);
+}
+END_TEST
+
+/* One part of a ring plan holds about part_steps steps however many ranks there are. */
+START_TEST(part_size_does_not_grow_with_ranks)
+{
+    static const int sizes[] = {1024, 16384, 65536};
+    static const tt_algo_t algos[] = {TT_ALGO_RING, TT_ALGO_HIER};
+
+    for (size_t i = 0; i < TT_ARRAY_SIZE(sizes); i++)
+        for (size_t a = 0; a < TT_ARRAY_SIZE(algos); a++) {
+            int n = sizes[i];
+            tt_cluster_t cluster;
+            tt_coll_desc_t d;
+            int parts;
+
+            ck_assert_int_eq(tt_cluster_uniform(&cluster, n / 8, 8, 8, NULL), TUTTI_OK);
+            d = desc_of(TT_COLL_ALLREDUCE, algos[a], n, (64u << 20) / 8, 256 * 1024, 1, &cluster);
+            d.part_steps = 4096;
+            d.rank = n / 2 + 3;
+            parts = tt_coll_parts(&d);
+            ck_assert_int_ge(parts, 1);
+            for (int part = 0; part < parts; part += TT_MAX(1, parts / 3)) {
+                tt_schedule_t s;
+                tt_schedule_init(&s, d.elem_size);
+                ck_assert_int_eq(tt_coll_build_part(&d, part, &s), TUTTI_OK);
+                /* A round's steps, a join or two: never the whole ring. */
+                ck_assert_msg(s.nsteps <= 4096 + 8, "n=%d %s part %d: %d steps", n,
+                              tt_algo_names[d.algo], part, (int)s.nsteps);
+                tt_schedule_fini(&s);
+            }
+            {
+                tt_schedule_t s;
+                tt_schedule_init(&s, d.elem_size);
+                ck_assert_int_eq(tt_coll_build_part(&d, parts, &s), TUTTI_ERR_INVALID_ARG);
+                tt_schedule_fini(&s);
+            }
+            tt_cluster_fini(&cluster);
+        }
 }
 END_TEST
 
@@ -639,6 +734,8 @@ static Suite *schedule_suite(void)
     tcase_add_loop_test(props, tree_bytes_are_per_edge, 1, 40);
     tcase_add_loop_test(props, hier_bytes_cross_hosts_once, 0, (int)TT_ARRAY_SIZE(shapes));
     tcase_add_loop_test(props, ring_orders_follow_rails, 0, (int)TT_ARRAY_SIZE(shapes));
+    tcase_add_loop_test(shapes_tc, plans_in_parts, 0, (int)TT_ARRAY_SIZE(shapes));
+    tcase_add_test(props, part_size_does_not_grow_with_ranks);
     tcase_add_test(props, double_binary_tree_shape);
     tcase_add_test(props, average_divides_once);
     tcase_add_test(props, floats_bitwise_identical_on_all_ranks);
