@@ -3,6 +3,7 @@
 
 #include "api/comm.h"
 
+#include "api/calibrate.h"
 #include "api/place.h"
 #include "api/settings.h"
 #include "topo/host.h"
@@ -218,9 +219,12 @@ tutti_status_t tt_comm_create(tt_bootstrap_t *bs, int rank, int nranks, int *ses
         status = tt_selector_init(&comm->selector, &comm->overrides, &comm->cluster);
     tt_health_init(&comm->health, bs, comm->session_ranks, rank, nranks, comm->transports,
                    comm->ntransports, 0);
-    if (status == TUTTI_OK)
+    if (status == TUTTI_OK) {
         status = tt_engine_init(&comm->engine, &comm->exec, comm->local_ranks, comm->transports,
                                 comm->ntransports, &comm->health);
+        if (status == TUTTI_OK && (status = tt_calibrate(comm)) != TUTTI_OK)
+            tt_engine_fini(&comm->engine, TUTTI_ERR_ABORTED);
+    }
     if (status == TUTTI_OK) {
         status = registry_add(comm);
         if (status != TUTTI_OK)

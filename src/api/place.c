@@ -122,6 +122,7 @@ static tutti_status_t planning_view(tutti_comm_t comm)
     TT_CHECK(tt_config_load(&tt_place_config_table, &comm->overrides, &settings));
     if (settings.cluster_file[0] == '\0')
         return tt_cluster_copy(&comm->cluster, &comm->hosts);
+    comm->cluster_from_file = 1;
     f = fopen(settings.cluster_file, "r");
     if (f == NULL) {
         tt_error("TUTTI_CLUSTER_FILE=%s cannot be opened", settings.cluster_file);
