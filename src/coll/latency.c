@@ -165,8 +165,13 @@ void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s)
     }
 }
 
-/* Dissemination: in round k, tell the rank 2^k positions on that we (and all we heard from)
- * arrived. */
+/*
+ * Dissemination: in round k, tell the rank 2^k positions on that we (and all
+ * we heard from) arrived. What a round passes on must include every earlier
+ * round's news, so each receive waits for the one before it: the send of
+ * round k then follows the receives of all rounds before k, not only the
+ * latest (receives from different peers may complete in any order).
+ */
 void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
     int n = d->nranks;
@@ -176,7 +181,7 @@ void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s)
     tt_ring_channel(&g, d, 0);
     for (int dist = 1; dist < n; dist <<= 1) {
         tt_sched_send(s, tt_ring_peer(&g, dist), tt_ref(TT_BUF_SEND, 0), 0, 0, heard, TT_NO_STEP);
-        heard = tt_sched_recv(s, tt_ring_peer(&g, -dist), tt_ref(TT_BUF_RECV, 0), 0, TT_NO_STEP,
+        heard = tt_sched_recv(s, tt_ring_peer(&g, -dist), tt_ref(TT_BUF_RECV, 0), 0, heard,
                               TT_NO_STEP);
     }
 }

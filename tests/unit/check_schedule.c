@@ -694,6 +694,95 @@ START_TEST(mismatched_counts_are_caught)
 }
 END_TEST
 
+/* Index of the @p k-th send to rank @p to in @p s, or TT_NO_STEP. */
+static int32_t kth_send(const tt_schedule_t *s, int to, int k)
+{
+    for (int32_t i = 0; i < s->nsteps; i++)
+        if (s->steps[i].kind == TT_STEP_SEND && s->steps[i].peer == to && k-- == 0)
+            return i;
+    return TT_NO_STEP;
+}
+
+/*
+ * Which ranks rank r can be sure have arrived once all its steps are
+ * complete (a bit per rank, in known[r]). A send carries what its sender
+ * knew when it left: its own arrival and what its dependencies brought; a
+ * receive adds what the matching send carried. Steps that merely complete
+ * in some order (receives from different peers) prove nothing about each
+ * other, which is exactly what a barrier must not rely on.
+ */
+static void arrivals_known(const world_t *w, uint64_t *known)
+{
+    uint64_t **k = calloc((size_t)w->n, sizeof(*k));
+    int32_t **match = calloc((size_t)w->n, sizeof(*match));
+    int changed;
+
+    for (int r = 0; r < w->n; r++) {
+        const tt_schedule_t *s = &w->scheds[r];
+        int *seen = calloc((size_t)w->n, sizeof(int));
+        k[r] = calloc((size_t)s->nsteps + 1, sizeof(uint64_t));
+        match[r] = calloc((size_t)s->nsteps + 1, sizeof(int32_t));
+        for (int32_t i = 0; i < s->nsteps; i++) {
+            int q = s->steps[i].peer;
+            match[r][i] = s->steps[i].kind == TT_STEP_RECV || s->steps[i].kind == TT_STEP_RECV_REDUCE
+                              ? kth_send(&w->scheds[q], r, seen[q]++)
+                              : TT_NO_STEP;
+        }
+        free(seen);
+    }
+    do { /* knowledge only grows: a fixpoint, reached within the longest chain of steps */
+        changed = 0;
+        for (int r = 0; r < w->n; r++) {
+            const tt_schedule_t *s = &w->scheds[r];
+            for (int32_t i = 0; i < s->nsteps; i++) {
+                uint64_t v = k[r][i] | 1ull << r;
+                for (uint32_t j = 0; j < s->steps[i].ndeps; j++)
+                    v |= k[r][s->deps[s->steps[i].dep_start + j]];
+                if (match[r][i] != TT_NO_STEP)
+                    v |= k[s->steps[i].peer][match[r][i]];
+                changed |= v != k[r][i];
+                k[r][i] = v;
+            }
+        }
+    } while (changed);
+    for (int r = 0; r < w->n; r++) {
+        known[r] = 1ull << r;
+        for (int32_t i = 0; i < w->scheds[r].nsteps; i++)
+            known[r] |= k[r][i];
+        free(k[r]);
+        free(match[r]);
+    }
+    free(k);
+    free(match);
+}
+
+/*
+ * A barrier lets no rank leave before every rank has arrived, whatever order
+ * its messages complete in: each rank must have a chain of messages from
+ * every other rank's arrival to its own last step. (A dissemination barrier
+ * that forwarded only its latest round's news once let a rank out early.)
+ */
+START_TEST(barrier_waits_for_every_rank)
+{
+    for (int n = 1; n <= 40; n++)
+        for (int a = TT_ALGO_AUTO + 1; a < TT_ALGO_COUNT; a++) {
+            tt_coll_desc_t d = desc_of(TT_COLL_BARRIER, (tt_algo_t)a, n, 0, 1024, 1, NULL);
+            uint64_t known[40], all = (1ull << n) - 1;
+            world_t w;
+
+            if (!tt_algo_supports((tt_algo_t)a, TT_COLL_BARRIER) || a == TT_ALGO_HIER)
+                continue;
+            world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
+            arrivals_known(&w, known);
+            for (int r = 0; r < n; r++)
+                if (known[r] != all)
+                    ck_abort_msg("barrier/%s n=%d: rank %d may leave before ranks %#llx arrive",
+                                 tt_algo_names[a], n, r, (unsigned long long)(all & ~known[r]));
+            world_fini(&w);
+        }
+}
+END_TEST
+
 START_TEST(block_and_chunk_arithmetic)
 {
     for (int n = 1; n <= 13; n++)
@@ -740,6 +829,7 @@ static Suite *schedule_suite(void)
     tcase_add_test(props, average_divides_once);
     tcase_add_test(props, floats_bitwise_identical_on_all_ranks);
     tcase_add_test(props, mismatched_counts_are_caught);
+    tcase_add_test(props, barrier_waits_for_every_rank);
     tcase_add_test(props, block_and_chunk_arithmetic);
     suite_add_tcase(s, shapes_tc);
     suite_add_tcase(s, props);
