@@ -591,30 +591,38 @@ err:
 /*
  * About how many steps all ranks' plans of @p d hold, from a few ranks'
  * plans (the algorithms give every rank nearly the same number), in
- * *total_p; the largest one sampled in *max_p. Non-zero if a plan cannot
- * be built (logged).
+ * *total_p; the largest one sampled in *max_p, and the largest part of one
+ * in *part_max_p if not NULL. Non-zero if a plan cannot be built (logged).
  */
-static int estimate_steps(tt_coll_desc_t d, uint64_t *total_p, uint64_t *max_p)
+static int estimate_steps(tt_coll_desc_t d, uint64_t *total_p, uint64_t *max_p,
+                          uint64_t *part_max_p)
 {
-    uint64_t most = 0;
-    int n = d.nranks, samples = TT_MIN(n, SAMPLE_RANKS);
+    uint64_t most = 0, part_most = 0;
+    int n = d.nranks, samples = TT_MIN(n, SAMPLE_RANKS), nparts = tt_coll_parts(&d);
 
     for (int k = 0; k < samples; k++) {
-        tt_schedule_t s;
-        tutti_status_t status;
+        uint64_t steps = 0;
         d.rank = (int)((int64_t)k * (n - 1) / TT_MAX(samples - 1, 1));
-        tt_schedule_init(&s, d.elem_size);
-        status = tt_coll_build(&d, &s);
-        most = TT_MAX(most, (uint64_t)s.nsteps);
-        tt_schedule_fini(&s);
-        if (status != TUTTI_OK) {
-            fprintf(stderr, "tutti-topo: cannot build rank %d's plan: %s\n", d.rank,
-                    tutti_status_string(status));
-            return 1;
+        for (int part = 0; part < nparts; part++) {
+            tt_schedule_t s;
+            tutti_status_t status;
+            tt_schedule_init(&s, d.elem_size);
+            status = tt_coll_build_part(&d, part, &s);
+            steps += (uint64_t)s.nsteps;
+            part_most = TT_MAX(part_most, (uint64_t)s.nsteps);
+            tt_schedule_fini(&s);
+            if (status != TUTTI_OK) {
+                fprintf(stderr, "tutti-topo: cannot build rank %d's plan: %s\n", d.rank,
+                        tutti_status_string(status));
+                return 1;
+            }
         }
+        most = TT_MAX(most, steps);
     }
     *max_p = most;
     *total_p = most * (uint64_t)n;
+    if (part_max_p != NULL)
+        *part_max_p = part_most;
     return 0;
 }
 
@@ -686,7 +694,8 @@ static int edge_cmp(const void *a, const void *b)
 static void edge_merge(edge_set_t *set)
 {
     size_t out = 0;
-    qsort(set->e, set->n, sizeof(edge_t), edge_cmp);
+    if (set->n > 1)
+        qsort(set->e, set->n, sizeof(edge_t), edge_cmp);
     for (size_t i = 0; i < set->n; i++) {
         if (out > 0 && edge_cmp(&set->e[out - 1], &set->e[i]) == 0) {
             set->e[out - 1].bytes += set->e[i].bytes;
@@ -901,7 +910,7 @@ static int cmd_draw(int argc, char **argv)
         d.channels = 2;
     shown_hosts = collapse ? c.nhosts : TT_MIN(c.nhosts, max_hosts);
     shown_ranks = c.host_start[shown_hosts];
-    if (estimate_steps(d, &total, &most) != 0)
+    if (estimate_steps(d, &total, &most, NULL) != 0)
         goto out;
     if (most * (uint64_t)shown_ranks > DEFAULT_MAX_STEPS) {
         total = most * (uint64_t)shown_ranks;
@@ -990,8 +999,10 @@ static void simulate_usage(FILE *out)
         "the schedule simulator (rendezvous messages, FIFO links, per-NIC bandwidth, one\n"
         "compute per rank; see src/plan/simulate.h); print the simulated and the model's\n"
         "time and bus bandwidth, the bytes on each link class, the busiest link and NIC, and\n"
-        "what building and simulating cost. A plan of more than --max-steps steps (default\n"
-        "200M) or more than the available memory is refused, with the model's "
+        "what building and simulating cost. A plan that does not fit (more than --max-steps\n"
+        "steps, default 200M, or more than the available memory) is streamed if it comes in\n"
+        "parts: a window of parts is held for all ranks, the next built as the ranks come\n"
+        "to it; if even the window does not fit, the plan is refused, with the model's\n"
         "prediction.\n" CLUSTER_USAGE
         "  --algo A                as 'draw' (default: what tutti would choose)\n"
         "  --chunk S, --channels N override the pipeline chunk and the channels\n"
@@ -1000,6 +1011,106 @@ static void simulate_usage(FILE *out)
         "  --whole                 one part per plan, whatever TUTTI_PART_STEPS says (the\n"
         "                          engine runs a large plan in parts, each rank starting a part\n"
         "                          once its own previous one is complete)\n");
+}
+
+/* What building plans for a simulation cost, and how many steps they held. */
+typedef struct plan_cost {
+    uint64_t steps, biggest; /* in all; the most of one rank */
+    double build, add;       /* seconds building plans; copying them into the simulator */
+} plan_cost_t;
+
+/* @p steps steps in @p bytes of memory fit in the limit and in what is @p avail (0: unknown). */
+static int fits(uint64_t steps, double bytes, uint64_t max_steps, double avail)
+{
+    return steps <= max_steps && (avail <= 0 || bytes <= 0.8 * avail);
+}
+
+/*
+ * Add every rank's plan of @p d, in @p nparts parts, to @p sim: build, copy
+ * and free one part of one rank's plan at a time, so that only the compact
+ * copies stay. Non-zero on failure (logged).
+ */
+static int add_plans(tt_simulator_t *sim, tt_coll_desc_t d, int nparts, plan_cost_t *cost)
+{
+    for (int r = 0; r < d.nranks; r++) {
+        uint64_t rank_steps = 0;
+        d.rank = r;
+        for (int part = 0; part < nparts; part++) {
+            tt_schedule_t s;
+            double t1 = now(), t2;
+            tutti_status_t status;
+
+            tt_schedule_init(&s, d.elem_size);
+            status = nparts > 1 ? tt_coll_build_part(&d, part, &s) : tt_coll_build(&d, &s);
+            t2 = now();
+            cost->build += t2 - t1;
+            if (status == TUTTI_OK)
+                status = tt_simulator_add(sim, r, &s);
+            cost->add += now() - t2;
+            rank_steps += (uint64_t)s.nsteps;
+            tt_schedule_fini(&s);
+            if (status != TUTTI_OK) {
+                fprintf(stderr, "tutti-topo: part %d of rank %d's plan: %s\n", part, r,
+                        tutti_status_string(status));
+                return 1;
+            }
+        }
+        cost->steps += rank_steps;
+        cost->biggest = TT_MAX(cost->biggest, rank_steps);
+    }
+    return 0;
+}
+
+/* Where a streamed simulation's parts come from (tt_simulator_source_t.ctx). */
+typedef struct stream_ctx {
+    tt_coll_desc_t d;
+    uint64_t *rank_steps; /* per rank: steps built */
+    double build;         /* seconds spent building */
+} stream_ctx_t;
+
+static tutti_status_t build_streamed(void *ctx, int rank, int part, tt_schedule_t *s)
+{
+    stream_ctx_t *sc = ctx;
+    double t = now();
+    tutti_status_t status;
+
+    sc->d.rank = rank;
+    status = tt_coll_build_part(&sc->d, part, s);
+    sc->build += now() - t;
+    sc->rank_steps[rank] += (uint64_t)s->nsteps;
+    return status;
+}
+
+/*
+ * Simulate every rank's plan of @p d, in @p nparts parts, on @p sim,
+ * streamed @p window parts at a time (copying the parts is part of the
+ * simulation). Non-zero on failure (logged).
+ */
+static int stream_plans(tt_simulator_t *sim, const tt_coll_desc_t *d, int nparts, int window,
+                        tt_simulator_result_t *res, plan_cost_t *cost)
+{
+    stream_ctx_t sc = {*d, calloc((size_t)d->nranks, sizeof(uint64_t)), 0};
+    tt_simulator_source_t src = {.ctx = &sc,
+                                 .build = build_streamed,
+                                 .elem_size = d->elem_size,
+                                 .nparts = nparts,
+                                 .window = window};
+    tutti_status_t status;
+
+    if (sc.rank_steps == NULL)
+        return 1;
+    status = tt_simulator_stream(sim, &src, res);
+    for (int r = 0; r < d->nranks; r++) {
+        cost->steps += sc.rank_steps[r];
+        cost->biggest = TT_MAX(cost->biggest, sc.rank_steps[r]);
+    }
+    cost->build = sc.build;
+    free(sc.rank_steps);
+    if (status != TUTTI_OK) {
+        fprintf(stderr, "tutti-topo: the simulation failed\n");
+        return 1;
+    }
+    return 0;
 }
 
 static int cmd_simulate(int argc, char **argv)
@@ -1025,11 +1136,12 @@ static int cmd_simulate(int argc, char **argv)
     tt_coll_kind_t kind = TT_COLL_ALLREDUCE;
     tt_algo_t algo = TT_ALGO_AUTO;
     uint64_t size = 64ull << 20, chunk = 0, max_steps = DEFAULT_MAX_STEPS, most, estimate;
-    uint64_t steps = 0, biggest = 0;
+    uint64_t part_most, held;
     int channels = 0, root = 0, elem = 4, by_channel = 0, whole = 0, nparts, opt, bad = 0;
-    int result = EXIT_FAIL;
+    int result = EXIT_FAIL, window, stream;
     int32_t *host = NULL, *nic = NULL;
-    double model, t0, t_build = 0, t_add = 0, t_run, footprint, avail, factor;
+    double model, t0, t_run, footprint, held_footprint, avail, factor;
+    plan_cost_t cost = {0, 0, 0, 0};
     tt_simulator_t *sim = NULL;
     tt_simulator_hosts_t hosts;
     tt_simulator_result_t res;
@@ -1094,16 +1206,26 @@ static int cmd_simulate(int argc, char **argv)
         printf(" of ~%u steps (TUTTI_PART_STEPS)", (unsigned)d.part_steps);
     printf("\n");
 
-    /* Refuse what would not fit, before building it. A plan being built takes ~160 B a step. */
-    if (estimate_steps(d, &estimate, &most) != 0)
+    /* Refuse what would not fit, before building it. A plan being built takes ~160 B a step.
+     * Streamed, the simulator holds a window of parts for all ranks. */
+    if (estimate_steps(d, &estimate, &most, &part_most) != 0)
         goto out;
     footprint = (double)tt_simulator_footprint(estimate) + (double)most * 160;
+    window = TT_MIN(nparts, TT_SIMULATOR_WINDOW);
+    held = part_most * (uint64_t)window * (uint64_t)c.nranks;
+    held_footprint = (double)tt_simulator_footprint(held) + (double)part_most * 160;
     avail = available_memory();
-    if (estimate > max_steps || (avail > 0 && footprint > 0.8 * avail)) {
+    stream = !fits(estimate, footprint, max_steps, avail) && window < nparts &&
+             fits(held, held_footprint, max_steps, avail);
+    if (!stream && !fits(estimate, footprint, max_steps, avail)) {
         printf("  refused     the plans would hold about %.3g steps (%s per rank; limit %.3g "
-               "steps, ~%s of memory to simulate, %s available)\n",
+               "steps, ~%s of memory to simulate, %s available",
                (double)estimate, format_size(most, a, sizeof(a)), (double)max_steps,
                format_bytes(footprint, b, sizeof(b)), format_bytes(avail, e, sizeof(e)));
+        if (window < nparts)
+            printf("; streamed %d parts at a time, about %.3g steps and ~%s", window, (double)held,
+                   format_bytes(held_footprint, b, sizeof(b)));
+        printf(")\n");
         printf("  model       %s, busbw %.2f GB/s (not simulated)\n",
                format_seconds(model, a, sizeof(a)),
                factor * (double)tt_cost_bytes(&d) / model / 1e9);
@@ -1133,40 +1255,22 @@ static int cmd_simulate(int argc, char **argv)
     tt_simulator_hosts_net(&hosts, c.cost.gamma, &net);
     if (tt_simulator_create(c.nranks, &net, &sim) != TUTTI_OK)
         goto out;
-    /* Build, copy and free one part of one rank's plan at a time: only the compact copies
-     * stay. Parts run one after another, as the engine runs them. */
-    for (int r = 0; r < c.nranks; r++) {
-        uint64_t rank_steps = 0;
-        d.rank = r;
-        for (int part = 0; part < nparts; part++) {
-            tt_schedule_t s;
-            double t1 = now(), t2;
-            tutti_status_t status;
-
-            tt_schedule_init(&s, d.elem_size);
-            status = nparts > 1 ? tt_coll_build_part(&d, part, &s) : tt_coll_build(&d, &s);
-            t2 = now();
-            t_build += t2 - t1;
-            if (status == TUTTI_OK)
-                status = tt_simulator_add(sim, r, &s);
-            t_add += now() - t2;
-            rank_steps += (uint64_t)s.nsteps;
-            tt_schedule_fini(&s);
-            if (status != TUTTI_OK) {
-                fprintf(stderr, "tutti-topo: part %d of rank %d's plan: %s\n", part, r,
-                        tutti_status_string(status));
-                goto out;
-            }
+    /* Parts run one after another, as the engine runs them. */
+    if (stream) {
+        t0 = now();
+        if (stream_plans(sim, &d, nparts, window, &res, &cost) != 0)
+            goto out;
+        t_run = now() - t0 - cost.build;
+    } else {
+        if (add_plans(sim, d, nparts, &cost) != 0)
+            goto out;
+        t0 = now();
+        if (tt_simulator_run(sim, &res) != TUTTI_OK) {
+            fprintf(stderr, "tutti-topo: the simulation failed\n");
+            goto out;
         }
-        steps += rank_steps;
-        biggest = TT_MAX(biggest, rank_steps);
+        t_run = now() - t0;
     }
-    t0 = now();
-    if (tt_simulator_run(sim, &res) != TUTTI_OK) {
-        fprintf(stderr, "tutti-topo: the simulation failed\n");
-        goto out;
-    }
-    t_run = now() - t0;
 
     printf("  time        simulated %s, model %s (model/simulated %.3f)\n",
            format_seconds(res.time, a, sizeof(a)), format_seconds(model, b, sizeof(b)),
@@ -1194,10 +1298,15 @@ static int cmd_simulate(int argc, char **argv)
                format_seconds(res.busiest_link.busy, b, sizeof(b)),
                res.time > 0 ? 100 * res.busiest_link.busy / res.time : 0);
     if (res.busiest_port.port >= 0) {
-        int p = res.busiest_port.port / 2;
-        printf("  busiest NIC host %d NIC %d %s: %s in %llu messages, busy %s (%.0f%% of the "
-               "run)\n",
-               p / c.rails, p % c.rails, res.busiest_port.port % 2 ? "in" : "out",
+        /* Ports: each NIC's, then each rank's shared-memory copies (tt_simulator_hosts_t). */
+        int p = res.busiest_port.port / 2, nics = c.nhosts * c.rails;
+        char where[64];
+        if (p < nics)
+            snprintf(where, sizeof(where), "NIC host %d NIC %d", p / c.rails, p % c.rails);
+        else
+            snprintf(where, sizeof(where), "copy port rank %d", p - nics);
+        printf("  busiest %s %s: %s in %llu messages, busy %s (%.0f%% of the run)\n", where,
+               res.busiest_port.port % 2 ? "in" : "out",
                format_bytes((double)res.busiest_port.bytes, a, sizeof(a)),
                (unsigned long long)res.busiest_port.messages,
                format_seconds(res.busiest_port.busy, b, sizeof(b)),
@@ -1211,9 +1320,20 @@ static int cmd_simulate(int argc, char **argv)
         printf("  ranks       first done: rank %d at %s\n", first,
                format_seconds(res.rank_finish[first], a, sizeof(a)));
     }
-    printf("  steps       %llu (at most %llu per rank), %llu ran\n", (unsigned long long)steps,
-           (unsigned long long)biggest, (unsigned long long)res.steps_run);
-    printf("  plans       built in %.2f s, copied in %.2f s\n", t_build, t_add);
+    printf("  steps       %llu (at most %llu per rank), %llu ran\n", (unsigned long long)cost.steps,
+           (unsigned long long)cost.biggest, (unsigned long long)res.steps_run);
+    if (stream) {
+        printf("  streamed    %d parts at a time (~%.3g steps held), ", window, (double)held);
+        if (res.waits == 0)
+            printf("no rank waited: times as the whole plan's\n");
+        else
+            printf("ranks waited %llu times for a part not built yet (%s in all): times may be "
+                   "late\n",
+                   (unsigned long long)res.waits, format_seconds(res.wait_seconds, a, sizeof(a)));
+        printf("  plans       built in %.2f s, copied as they were built\n", cost.build);
+    } else {
+        printf("  plans       built in %.2f s, copied in %.2f s\n", cost.build, cost.add);
+    }
     printf("  simulation  %.2f s, simulator memory %s, process peak %s\n", t_run,
            format_bytes((double)res.memory_bytes, a, sizeof(a)),
            format_bytes(peak_rss(), b, sizeof(b)));

@@ -1,15 +1,23 @@
 /*
- * Alpha-beta-gamma formulas; see cost.h. Notation: n ranks, S bytes per
- * rank, alpha seconds per message, beta bytes/s per link, gamma bytes/s of
- * combining. A host-contiguous ring over several hosts is as fast as its
- * slowest link: a rank's memory (shared by all its channels) or one rail of
- * the NIC (each channel has its own rail while there are enough rails).
+ * Alpha-beta-gamma formulas; see cost.h. Notation: n ranks, L per host, S
+ * bytes per rank, alpha seconds per message, beta bytes/s per link (a NIC
+ * between hosts), gamma bytes/s of combining. The machine they describe is
+ * the one the simulator (src/plan/simulate.h) runs plans on: a message
+ * occupies its link for alpha + bytes/beta, messages between hosts also
+ * share the bandwidth of the NICs at both ends, and a rank combines one
+ * thing at a time. Pipelined algorithms go at the pace of their busiest
+ * resource; tests/unit/check_simulate.c holds each formula to the
+ * simulated plans.
  */
 #include "config.h"
 
 #include "coll/cost.h"
 
+#include "coll/ring.h"
+#include "coll/tree.h"
+
 #include <math.h>
+#include <stdlib.h>
 
 static const tt_cluster_t *or_default(const tt_cluster_t *c, tt_cluster_t *single, int n)
 {
@@ -37,69 +45,234 @@ static double log2_ceil(int n)
     return bits;
 }
 
-/* Per-step time of a ring moving @p block bytes per rank per channel over @p c. */
-static double ring_step(const tt_cluster_t *c, double block, int channels)
+/* One message of @p bytes on a link of class @p cls. */
+static double message(const tt_cost_model_t *m, tt_link_class_t cls, double bytes)
 {
-    const tt_cost_model_t *m = &c->cost;
-    double shm = block * channels / m->beta[TT_LINK_SHM], t = shm;
-
-    if (c->nhosts > 1) {
-        /* Channels spread over the rails; more channels than rails share them. */
-        double per_rail = ceil((double)channels / c->rails);
-        double net = block * per_rail / m->beta[TT_LINK_NET];
-        t = TT_MAX(t, net) + m->alpha[TT_LINK_NET];
-    } else {
-        t += m->alpha[TT_LINK_SHM];
-    }
-    return t;
+    return m->alpha[cls] + bytes / m->beta[cls];
 }
 
-/* A ring over @p n ranks: @p phases of n-1 steps over blocks of bytes/n per channel. */
-static double ring_time(const tt_cluster_t *c, int n, double bytes, int channels, int phases,
-                        int reduce)
+/* Ranks per host for formulas: all of them on one host. */
+static int per_host(const tt_cluster_t *c)
+{
+    return c->nhosts > 1 ? TT_MAX(c->ranks_per_host, 1) : c->nranks;
+}
+
+/*
+ * A ring (or several side by side) is a pipeline: every step each rank
+ * sends a block of @p block bytes per channel, in messages of at most
+ * @p chunk bytes, and (reduce-scatter) combines what it receives. A step
+ * takes as long as its busiest resource needs, or as one message's trip
+ * over a hop plus its combination, whichever is longer:
+ *   - an intra-host link carries every channel that does not leave the
+ *     host there (each channel leaves through the rank on its rail);
+ *   - an inter-host link carries the channels leaving through its rank;
+ *   - a rank combines all its channels' blocks (@p reduce).
+ */
+static double ring_step(const tt_cluster_t *c, double block, double chunk, int channels, int reduce)
+{
+    const tt_cost_model_t *m = &c->cost;
+    int L = per_host(c), exits = TT_MAX(1, TT_MIN(c->rails, L));
+    double msgs = TT_MAX(1.0, ceil(block / chunk)), largest = TT_MIN(block, chunk);
+    double shm = msgs * m->alpha[TT_LINK_SHM] + block / m->beta[TT_LINK_SHM];
+    double net = msgs * m->alpha[TT_LINK_NET] + block / m->beta[TT_LINK_NET];
+    double busiest = 0, combine = reduce ? block * channels / m->gamma : 0;
+    double trip = message(m, TT_LINK_SHM, largest); /* the largest message, an average hop */
+
+    if (L > 1) {
+        int leaving = c->nhosts > 1 && c->rails >= L ? channels / L : 0;
+        busiest = (channels - leaving) * shm;
+    }
+    if (c->nhosts > 1) {
+        busiest = TT_MAX(busiest, ceil((double)channels / exits) * net);
+        trip = ((L - 1) * trip + message(m, TT_LINK_NET, largest)) / L;
+    }
+    if (reduce)
+        trip += largest / m->gamma;
+    return TT_MAX(TT_MAX(busiest, combine), trip);
+}
+
+/* A ring allreduce (@p phases 2), reduce-scatter or all-gather of @p bytes over @p n ranks. */
+static double ring_time(const tt_cluster_t *c, int n, double bytes, int channels, double chunk,
+                        int phases, int reduce)
 {
     double block = bytes / n / channels;
-    double t = phases * (n - 1) * ring_step(c, block, channels);
-    if (reduce)
-        t += (n - 1) * bytes / n / c->cost.gamma;
-    return t;
+    double first = ring_step(c, block, chunk, channels, reduce);
+    double then = ring_step(c, block, chunk, channels, 0);
+    return (n - 1) * (first + (phases - 1) * then);
 }
 
-/* A pipeline @p depth links deep moving @p bytes in chunks of @p chunk. */
-static double pipeline_time(double alpha, double beta, int depth, double bytes, double chunk)
+/*
+ * Hierarchical allreduce: a ring reduce-scatter inside each host, then L
+ * rings across hosts at once (one per local rank, each through its own NIC:
+ * ranks sharing a NIC share its bandwidth), then a ring all-gather inside.
+ */
+static double hier_time(const tt_cluster_t *c, double bytes, double chunk)
 {
-    double nchunks = ceil(bytes / chunk);
-    if (nchunks < 1)
-        nchunks = 1;
-    return (depth + nchunks - 1) * (alpha + TT_MIN(chunk, bytes) / beta);
-}
-
-/* The link class a flat algorithm's slowest hop uses. */
-static tt_link_class_t flat_class(const tt_cluster_t *c)
-{
-    return c->nhosts > 1 ? TT_LINK_NET : TT_LINK_SHM;
-}
-
-static double hier_time(const tt_cluster_t *c, double bytes)
-{
-    int L = c->ranks_per_host, H = c->nhosts;
     const tt_cost_model_t *m = &c->cost;
+    int L = c->ranks_per_host, H = c->nhosts;
     double t = 0, shard = bytes / L;
 
     if (L > 1) {
         tt_cluster_t host = *c;
         host.nhosts = 1;
-        /* Reduce-scatter then all-gather inside the host, over shared memory. */
-        t += ring_time(&host, L, bytes, 1, 1, 1) + ring_time(&host, L, bytes, 1, 1, 0);
+        host.nranks = L;
+        t +=
+            ring_time(&host, L, bytes, 1, chunk, 1, 1) + ring_time(&host, L, bytes, 1, chunk, 1, 0);
     }
     if (H > 1) {
-        /* L rings across hosts at once, one per local rank, sharing the host's rails. */
-        double rails_each = (double)c->rails / L;
-        double beta = m->beta[TT_LINK_NET] * TT_MIN(1.0, rails_each);
-        double block = shard / H;
-        t +=
-            2.0 * (H - 1) * (m->alpha[TT_LINK_NET] + block / beta) + (H - 1) * shard / H / m->gamma;
+        double block = shard / H, msgs = TT_MAX(1.0, ceil(block / chunk));
+        double link = msgs * m->alpha[TT_LINK_NET] + block / m->beta[TT_LINK_NET];
+        double nic = ceil((double)L / c->rails) * block / m->beta[TT_LINK_NET];
+        double hop = TT_MAX(link, nic), combine = block / m->gamma;
+        double reduce_step = TT_MAX(TT_MAX(hop, combine), (link + combine) / msgs);
+        t += (H - 1) * (reduce_step + hop);
     }
+    return t;
+}
+
+/*
+ * The class of a hop between ring positions @p distance apart: algorithms
+ * over host-contiguous positions (trees, recursive doubling, binomial,
+ * dissemination) stay inside a host while the distance is below its size.
+ */
+static tt_link_class_t hop_class(const tt_cluster_t *c, int distance)
+{
+    return c->nhosts > 1 && distance >= per_host(c) ? TT_LINK_NET : TT_LINK_SHM;
+}
+
+/* Ranks sharing one NIC, when a hop leaves the host. */
+static double nic_sharing(const tt_cluster_t *c)
+{
+    return c->nhosts > 1 ? ceil((double)per_host(c) / c->rails) : 1;
+}
+
+/* The busiest resources of a double binary tree, in chunks per pipeline stage. */
+typedef struct tree_load {
+    int link[TT_LINK_CLASSES]; /* most chunks one directed link of each class carries */
+    int copies;                /* most chunks one rank copies to others on its host, each way */
+    int nic;                   /* most chunks one NIC carries each way */
+} tree_load_t;
+
+/* The ring index of tree position @p pos (see tt_btree_position). */
+static int tree_index(int n, int tree, int pos)
+{
+    return tree == 0 ? pos - 1 : tt_mod(pos - 2, n);
+}
+
+/*
+ * Walk both trees once: every pipeline stage moves a chunk across each tree
+ * edge, each way (up, then the result down), so a directed link carries one
+ * chunk per tree in which its ranks are neighbours, a rank copies the
+ * chunks of its edges inside the host, and a NIC carries the chunks of its
+ * ranks' edges that leave the host.
+ */
+static tree_load_t tree_loads(const tt_coll_desc_t *d, const tt_cluster_t *c)
+{
+    int n = d->nranks, *per_nic = calloc((size_t)c->nhosts * (size_t)c->rails, sizeof(int));
+    tree_load_t load = {{0, 0}, 0, 0};
+    tt_ring_t g;
+
+    tt_ring_channel(&g, d, 0);
+    for (int i = 0; i < n; i++) {
+        int rank = tt_ring_rank_at(&g, i), host = c->places[rank].host, crossing = 0, inside = 0;
+        int nbr[2][3];
+        for (int t = 0; t < 2; t++) {
+            tt_btree_links(n, tt_btree_position(n, t, i), &nbr[t][0], &nbr[t][1], &nbr[t][2]);
+            for (int k = 0; k < 3; k++)
+                nbr[t][k] = nbr[t][k] > 0 ? tree_index(n, t, nbr[t][k]) : -1;
+        }
+        for (int t = 0; t < 2; t++)
+            for (int k = 0; k < 3; k++) {
+                int j = nbr[t][k], both = 0, other;
+                if (j < 0)
+                    continue;
+                other = tt_ring_rank_at(&g, j);
+                for (int m = 0; m < 3; m++)
+                    both += nbr[1 - t][m] == j;
+                tt_link_class_t cls = c->places[other].host == host ? TT_LINK_SHM : TT_LINK_NET;
+                load.link[cls] = TT_MAX(load.link[cls], 1 + both);
+                crossing += cls == TT_LINK_NET;
+                inside += cls == TT_LINK_SHM;
+            }
+        load.copies = TT_MAX(load.copies, inside);
+        if (per_nic != NULL && crossing > 0) {
+            int *slot = &per_nic[host * c->rails + TT_MAX(c->places[rank].nic, 0) % c->rails];
+            *slot += crossing;
+            load.nic = TT_MAX(load.nic, *slot);
+        }
+    }
+    free(per_nic);
+    return load;
+}
+
+/*
+ * Double binary tree: both trees pipeline chunks of k bytes up to their
+ * roots and back down. Filling the pipeline takes a hop per level each way
+ * (levels far enough apart cross hosts), with a rank combining its two
+ * children's chunks at each level on the way up; every further chunk adds
+ * one stage, as long as the busiest resource needs (tree_loads): a link, an
+ * interior rank combining two chunks, or the busiest rank's ports (its
+ * copies in the host, its NIC across hosts). A rank of a tree talks to up
+ * to four peers each way per stage, and a message needs the ports at both
+ * of its ends at once, so the ports seldom all stay busy: a stage costs
+ * about the rank's transfers in and out, one after the other (as in shared
+ * memory, where one core copies both ways; the simulator agrees).
+ */
+static double tree_time(const tt_coll_desc_t *d, const tt_cluster_t *c, double bytes, double chunk)
+{
+    const tt_cost_model_t *m = &c->cost;
+    double half = bytes / 2, k = TT_MIN(chunk, half), chunks = TT_MAX(1.0, ceil(half / k));
+    double fill = 0, stage = 2 * k / m->gamma;
+    int height = (int)log2_ceil(d->nranks + 1) - 1;
+    tree_load_t load = tree_loads(d, c);
+
+    for (int level = 1; level <= height; level++)
+        fill += 2 * message(m, hop_class(c, 1 << (level - 1)), k) + 2 * k / m->gamma;
+    for (int cls = 0; cls < TT_LINK_CLASSES; cls++)
+        stage = TT_MAX(stage, load.link[cls] * message(m, (tt_link_class_t)cls, k));
+    stage = TT_MAX(stage, 2 * load.copies * k / m->beta[TT_LINK_SHM]);
+    stage = TT_MAX(stage, 2 * load.nic * k / m->beta[TT_LINK_NET]);
+    return fill + (chunks - 1) * stage;
+}
+
+/* Recursive doubling: a round per bit, partners ever farther apart, and two more for the rest. */
+static double rd_time(const tt_cluster_t *c, int n, double bytes)
+{
+    const tt_cost_model_t *m = &c->cost;
+    int pow2 = 1;
+    double t = 0, combine = bytes / m->gamma;
+
+    while (pow2 * 2 <= n)
+        pow2 *= 2;
+    for (int distance = 1; distance < pow2; distance *= 2) {
+        tt_link_class_t cls = hop_class(c, distance);
+        /* Across hosts, the ranks sharing a NIC share its bandwidth (not its latency). */
+        t += message(m, cls, bytes * (cls == TT_LINK_NET ? nic_sharing(c) : 1)) + combine;
+    }
+    /* The ranks beyond the power of two fold in first (combined) and get the result last. */
+    if (pow2 < n)
+        t += 2 * message(m, hop_class(c, 1), bytes) + combine;
+    return t;
+}
+
+/* A pipelined chain along the ring order: one hop per neighbour, then a chunk per slowest hop. */
+static double chain_time(const tt_cluster_t *c, int n, double bytes, double chunk)
+{
+    const tt_cost_model_t *m = &c->cost;
+    double k = TT_MIN(chunk, bytes), chunks = TT_MAX(1.0, ceil(bytes / chunk));
+    int net_hops = c->nhosts - 1, shm_hops = n - 1 - net_hops;
+    double shm = message(m, TT_LINK_SHM, k), net = message(m, TT_LINK_NET, k);
+    double slowest = net_hops > 0 ? TT_MAX(net, shm_hops > 0 ? shm : 0) : shm;
+
+    return net_hops * net + shm_hops * shm + (chunks - 1) * slowest;
+}
+
+/* A binomial tree or dissemination: a round per bit, partners ever farther apart. */
+static double rounds_time(const tt_cluster_t *c, int n, double bytes, double combine)
+{
+    double t = 0;
+    for (int distance = 1; distance < n; distance *= 2)
+        t += message(&c->cost, hop_class(c, distance), bytes) + combine;
     return t;
 }
 
@@ -108,36 +281,22 @@ double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
     tt_cluster_t single;
     const tt_cluster_t *c = or_default(cluster, &single, d->nranks);
     const tt_cost_model_t *m = &c->cost;
-    int n = d->nranks, channels = TT_MAX(1, d->channels);
-    tt_link_class_t cls = flat_class(c);
-    double bytes = (double)tt_cost_bytes(d), alpha = m->alpha[cls], beta = m->beta[cls];
-    double chunk = (double)TT_MAX(d->chunk_bytes, (size_t)1), depth = log2_ceil(n);
+    int n = d->nranks, channels = TT_MAX(1, d->channels), reduce = d->kind == TT_COLL_REDUCE;
+    double bytes = (double)tt_cost_bytes(d), chunk = (double)TT_MAX(d->chunk_bytes, (size_t)1);
 
     if (n == 1)
         return bytes / m->beta[TT_LINK_SHM]; /* a local copy at most */
     switch (d->algo) {
     case TT_ALGO_RING:
         if (d->kind == TT_COLL_ALLREDUCE)
-            return ring_time(c, n, bytes, channels, 2, 1);
-        return ring_time(c, n, bytes, 1, 1, d->kind == TT_COLL_REDUCE_SCATTER);
-    case TT_ALGO_TREE: {
-        /* Two trees of half the data each, chunk by chunk, up and then down: per
-         * pipeline stage a rank sends one chunk up and two down in the tree where it
-         * is interior, and one up in the other: four chunks' worth of its link. */
-        double half = bytes / 2, k = TT_MIN(chunk, half), stages = 2 * depth + ceil(half / k) - 1;
-        return stages * (alpha + 4 * k / beta) + bytes / m->gamma;
-    }
-    case TT_ALGO_HIER: return hier_time(c, bytes);
-    case TT_ALGO_RD: {
-        int rounds = (int)depth + ((n & (n - 1)) != 0 ? 2 : 0);
-        return rounds * (alpha + bytes / beta + bytes / m->gamma);
-    }
-    case TT_ALGO_CHAIN:
-        return pipeline_time(alpha, beta, n - 1, bytes, chunk) +
-               (d->kind == TT_COLL_REDUCE ? bytes / m->gamma : 0);
-    case TT_ALGO_BINOMIAL:
-        return depth * (alpha + bytes / beta + (d->kind == TT_COLL_REDUCE ? bytes / m->gamma : 0));
-    case TT_ALGO_DISSEMINATION: return depth * alpha;
+            return ring_time(c, n, bytes, channels, chunk, 2, 1);
+        return ring_time(c, n, bytes, 1, chunk, 1, d->kind == TT_COLL_REDUCE_SCATTER);
+    case TT_ALGO_TREE: return tree_time(d, c, bytes, chunk);
+    case TT_ALGO_HIER: return hier_time(c, bytes, chunk);
+    case TT_ALGO_RD: return rd_time(c, n, bytes);
+    case TT_ALGO_CHAIN: return chain_time(c, n, bytes, chunk) + (reduce ? bytes / m->gamma : 0);
+    case TT_ALGO_BINOMIAL: return rounds_time(c, n, bytes, reduce ? bytes / m->gamma : 0);
+    case TT_ALGO_DISSEMINATION: return rounds_time(c, n, 0, 0);
     default: return INFINITY;
     }
 }
@@ -146,7 +305,7 @@ size_t tt_cost_chunk(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
 {
     tt_cluster_t single;
     const tt_cluster_t *c = or_default(cluster, &single, d->nranks);
-    tt_link_class_t cls = flat_class(c);
+    tt_link_class_t cls = c->nhosts > 1 ? TT_LINK_NET : TT_LINK_SHM;
     double bytes = (double)tt_cost_bytes(d), depth = d->nranks - 1, best;
     size_t chunk = 256 * 1024;
 

@@ -84,13 +84,17 @@ static tree_node_t node_in(const tt_ring_t *g, int tree)
     return node;
 }
 
-/* Reduce chunk @p ch up the tree and broadcast it back down. */
-static void tree_chunk(const tt_coll_desc_t *d, tt_schedule_t *s, const tree_node_t *node,
+/*
+ * Reduce chunk @p ch up the tree: combine the children's partial sums into
+ * the output and send that to the parent. Returns the last step (at the
+ * root: the one after which the result is in place).
+ */
+static int32_t tree_up(const tt_coll_desc_t *d, tt_schedule_t *s, const tree_node_t *node,
                        tt_span_t ch)
 {
     tt_ref_t in = tt_elem_ref(TT_BUF_SEND, ch.offset, d->elem_size);
     tt_ref_t out = tt_elem_ref(TT_BUF_RECV, ch.offset, d->elem_size), acc = in;
-    int32_t last = TT_NO_STEP, up = TT_NO_STEP, got;
+    int32_t last = TT_NO_STEP;
     int root = node->parent < 0;
 
     for (int c = 0; c < 2; c++) {
@@ -101,25 +105,55 @@ static void tree_chunk(const tt_coll_desc_t *d, tt_schedule_t *s, const tree_nod
                                     final_child ? TT_STEP_FINAL : 0, last, TT_NO_STEP);
         acc = out;
     }
-    if (root) {
-        if (last == TT_NO_STEP && !d->in_place) /* a root without children: one rank */
-            last = tt_sched_copy(s, out, in, ch.count, TT_NO_STEP, TT_NO_STEP);
-        got = last;
-    } else {
-        up = tt_sched_send(s, node->parent, acc, ch.count, TT_STEP_TO_REDUCE, last, TT_NO_STEP);
-        /* The result overwrites what went up: wait until it has gone. */
-        got = tt_sched_recv(s, node->parent, out, ch.count, up, TT_NO_STEP);
-    }
+    if (!root)
+        return tt_sched_send(s, node->parent, acc, ch.count, TT_STEP_TO_REDUCE, last, TT_NO_STEP);
+    if (last == TT_NO_STEP && !d->in_place) /* a root without children: one rank */
+        last = tt_sched_copy(s, out, in, ch.count, TT_NO_STEP, TT_NO_STEP);
+    return last;
+}
+
+/*
+ * Broadcast chunk @p ch's result down: receive it from the parent (into the
+ * output, once @p up, what went up from there, has gone) and send it on to
+ * the children.
+ */
+static void tree_down(const tt_coll_desc_t *d, tt_schedule_t *s, const tree_node_t *node,
+                      tt_span_t ch, int32_t up)
+{
+    tt_ref_t out = tt_elem_ref(TT_BUF_RECV, ch.offset, d->elem_size);
+    int32_t got =
+        node->parent < 0 ? up : tt_sched_recv(s, node->parent, out, ch.count, up, TT_NO_STEP);
+
     for (int c = 0; c < 2; c++)
         if (node->child[c] >= 0)
             tt_sched_send(s, node->child[c], out, ch.count, 0, got, TT_NO_STEP);
 }
 
+/*
+ * How many chunks the broadcast of a chunk (receiving it from the parent and
+ * passing it on) trails its reduction in the schedule. Two ranks linked in both trees send each
+ * other reductions of one tree and broadcasts of the other, and transfers to one peer are posted in
+ * schedule order: were chunk c's broadcast listed right after its reduction, chunk c+1 could not go
+ * up before chunk c had made the round trip through the other tree. Listing a chunk's broadcast
+ * after the reductions of the chunks that fit in a round trip (up and down the tree's depth) keeps
+ * both flowing.
+ */
+#define TREE_LAG_MAX 64
+
+static int broadcast_lag(int n)
+{
+    int depth = 0;
+    while ((1 << depth) < n)
+        depth++;
+    return TT_MIN(2 * depth + 2, TREE_LAG_MAX - 1);
+}
+
 void tt_tree_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
-    uint64_t chunk = tt_chunk_elems(d), nchunks[2];
+    uint64_t chunk = tt_chunk_elems(d), nchunks[2], lag = (uint64_t)broadcast_lag(d->nranks);
     tt_span_t all = {0, d->count}, half[2];
     tree_node_t node[2];
+    int32_t up[2][TREE_LAG_MAX]; /* per tree: the last reduction step of the chunks in flight */
     tt_ring_t g;
 
     tt_ring_channel(&g, d, 0);
@@ -128,13 +162,15 @@ void tt_tree_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s)
         half[t] = tt_sub_block(all, 2, t);
         nchunks[t] = tt_nchunks(half[t], chunk);
     }
-    /* The two trees' chunks interleave so both trees work at once, each on its own channel. */
-    for (uint64_t c = 0; c < TT_MAX(nchunks[0], nchunks[1]); c++)
+    /* Round r: both trees reduce chunk r and broadcast chunk r - lag, each on its own channel. */
+    for (uint64_t r = 0; r < TT_MAX(nchunks[0], nchunks[1]) + lag; r++)
         for (int t = 0; t < 2; t++) {
-            if (c >= nchunks[t])
-                continue;
             tt_sched_set_channel(s, t % TT_MAX(1, d->channels));
-            tree_chunk(d, s, &node[t], tt_chunk(half[t], chunk, c));
+            if (r < nchunks[t])
+                up[t][r % TREE_LAG_MAX] = tree_up(d, s, &node[t], tt_chunk(half[t], chunk, r));
+            if (r >= lag && r - lag < nchunks[t])
+                tree_down(d, s, &node[t], tt_chunk(half[t], chunk, r - lag),
+                          up[t][(r - lag) % TREE_LAG_MAX]);
         }
     tt_sched_set_channel(s, 0);
 }

@@ -1,13 +1,19 @@
 /*
  * The timing simulator; see simulate.h for the model.
  *
- * Data. Each rank's steps are copied into a compact array (32 bytes a step,
- * parts one after another) plus its successor lists, so that the schedules
- * themselves (several times larger) can be freed as soon as they are added.
- * Directed links exist only where some rank sends to another (found when
- * transfers are matched), so memory never grows with the square of the
- * ranks; a link counts the transfers posted at each end, so that posting
- * one need not look at its partner (another rank's memory, a cache miss).
+ * Data. Each part of each rank's plan is copied into a compact array (32
+ * bytes a step) plus its successor lists, so that the schedules themselves
+ * (several times larger) can be freed as soon as they are added. Whole
+ * plans keep every part; streamed plans keep a window of parts per rank in
+ * slots that each part reuses in turn. Directed links exist only where some
+ * rank sends to another (found when transfers are matched, part by part),
+ * so memory never grows with the square of the ranks; a link counts the
+ * transfers posted at each end, so that posting one need not look at its
+ * partner (another rank's memory, a cache miss).
+ *
+ * A rank runs one part at a time (its open part), and everything in flight
+ * for it (ready steps, events, the partners of its posted transfers) lies in
+ * that part: steps are named by their index in it.
  *
  * Time. Steps that become ready run at the current time from a stack, as in
  * the executor; only what takes time goes through a heap of events keyed by
@@ -35,10 +41,10 @@
 typedef struct sim_step {
     uint64_t bytes;
     int32_t who;       /* transfers: the peer; once matched, the index of their link (-1 none) */
-    int32_t partner;   /* transfers: the matching transfer in the peer's steps, -1 if none */
+    int32_t partner;   /* transfers: the matching transfer in the peer's same part, -1 if none */
     int32_t link_next; /* the next transfer in the same direction with the same peer, or -1 */
     int32_t pending;   /* unmet conditions, or STEP_RUNNING / STEP_DONE */
-    uint32_t succ;     /* successors: rank's succ[succ .. the next step's succ) */
+    uint32_t succ;     /* successors: the part's succ[succ .. the next step's succ) */
     uint8_t kind;
     uint8_t channel; /* a matched receive takes its send's (the route follows the sender) */
     uint8_t flags;   /* STEP_MISMATCH, STEP_GATED */
@@ -49,20 +55,36 @@ typedef struct sim_step {
 /* Ready as soon as its part opens (its pending count holds the part's gate). */
 #define STEP_GATED 2u
 
-typedef struct sim_rank {
-    sim_step_t *steps; /* every part's, one after another */
+/* One part of one rank's plan. */
+typedef struct sim_part {
+    sim_step_t *steps;
     int32_t *succ;
     int32_t nsteps;
     uint32_t nsucc;
-    int32_t ndone;
-    int32_t *part_end;   /* part p holds steps [part_end[p - 1], part_end[p]) */
-    int nparts, open;    /* parts added; the part running (the ones after it wait) */
+    size_t steps_cap, succ_cap; /* room held (a streamed slot keeps it for its next part) */
+} sim_part_t;
+
+typedef struct sim_rank {
+    /* The open part's successors and size, copied from its sim_part_t for the hot paths
+     * (its steps: tt_simulator.steps). */
+    const int32_t *succ;
+    int32_t nsteps;
+    uint32_t nsucc;
+    sim_part_t *parts;   /* part p is parts[p], or parts[p % window] when streamed */
+    int nparts, open;    /* parts in its plan; the part running (the ones after it wait) */
+    int waiting;         /* streamed: its open part is complete, the next one not built yet */
+    int32_t ndone;       /* steps completed, in all parts */
+    int32_t end;         /* steps in the parts up to the open one */
+    int32_t total;       /* steps in the parts added or built so far */
+    int32_t first_link;  /* the links from this rank, through sim_link_t.next_out (-1: none) */
     double finish;       /* when the last step so far completed */
     double compute_free; /* when its compute is next free */
+    double wait_start;   /* streamed: when it started waiting */
 } sim_rank_t;
 
 typedef struct sim_link {
-    int32_t from, to;
+    int32_t from, to, channel;
+    int32_t next_out; /* the next link from the same rank, or -1 */
     /* Transfers posted so far at each end: the k-th send meets the k-th receive, so a
      * transfer knows whether its partner is posted without looking at it. */
     uint32_t sends_posted, recvs_posted;
@@ -86,6 +108,7 @@ struct tt_simulator {
     int nranks;
     tt_simulator_net_t net;
     sim_rank_t *ranks;
+    sim_step_t **steps; /* per rank: its open part's steps (the hottest pointer, kept dense) */
     sim_link_t *links;
     size_t nlinks, links_cap;
     sim_port_t *ports;
@@ -97,6 +120,11 @@ struct tt_simulator {
     tutti_status_t status; /* sticky: the first failure during the run */
     int ran;
     tt_simulator_result_t *result; /* the run's tallies */
+    /* Parts [retired, built) are held (whole plans: all of them, retired 0). */
+    int retired, built;
+    int window;                /* streamed: slots per rank; 0 for whole plans */
+    tt_simulator_source_t src; /* streamed: where parts come from */
+    int *ranks_done;           /* streamed, per slot: ranks that completed its part */
 };
 
 /* ------------------------------------------------------------ memory */
@@ -127,6 +155,24 @@ static int grow(tt_simulator_t *sim, void **array, size_t *cap, size_t need, siz
     *array = grown;
     *cap = cap2;
     return 1;
+}
+
+/* Make room for exactly @p need elements of @p elem bytes in *@p array (no more: parts do not
+ * grow). */
+static tutti_status_t reserve(tt_simulator_t *sim, void **array, size_t *cap, size_t need,
+                              size_t elem)
+{
+    void *grown;
+
+    if (need <= *cap)
+        return TUTTI_OK;
+    grown = realloc(*array, need * elem);
+    if (grown == NULL)
+        return TUTTI_ERR_NO_MEMORY;
+    account(sim, *cap * elem, need * elem);
+    *array = grown;
+    *cap = need;
+    return TUTTI_OK;
 }
 
 /* ------------------------------------------------------------ events */
@@ -197,8 +243,12 @@ static void hosts_route(void *ctx, int from, int to, int channel, tt_simulator_r
     int hf = h->host[from], ht = h->host[to];
 
     if (hf == ht) {
+        /* A rank's copies in and out of shared memory: its own ports, after the NICs'. */
+        int base = 2 * h->nhosts * TT_MAX(h->rails, 1);
         route->cls = 0;
-        route->nports = 0;
+        route->nports = 2;
+        route->port[0] = base + 2 * from;
+        route->port[1] = base + 2 * to + 1;
     } else {
         route->cls = 1;
         route->nports = 2;
@@ -219,7 +269,7 @@ void tt_simulator_hosts_net(const tt_simulator_hosts_t *hosts, double gamma,
     net->route = hosts_route;
     net->nclasses = 2;
     net->class_names = names;
-    net->nports = 2 * hosts->nhosts * TT_MAX(hosts->rails, 1);
+    net->nports = 2 * hosts->nhosts * TT_MAX(hosts->rails, 1) + 2 * hosts->nranks;
     net->reduce_bps = gamma;
     net->copy_bps = hosts->beta[0];
 }
@@ -245,16 +295,33 @@ tutti_status_t tt_simulator_create(int nranks, const tt_simulator_net_t *net,
     if (sim->net.copy_bps == 0)
         sim->net.copy_bps = net->reduce_bps;
     sim->ranks = calloc((size_t)nranks, sizeof(*sim->ranks));
+    sim->steps = calloc((size_t)nranks, sizeof(*sim->steps));
     sim->ports = calloc((size_t)net->nports + 1, sizeof(*sim->ports));
-    if (sim->ranks == NULL || sim->ports == NULL) {
+    if (sim->ranks == NULL || sim->steps == NULL || sim->ports == NULL) {
         tt_simulator_destroy(sim);
         return TUTTI_ERR_NO_MEMORY;
     }
+    for (int r = 0; r < nranks; r++)
+        sim->ranks[r].first_link = -1;
     account(sim, 0,
-            sizeof(*sim) + (size_t)nranks * sizeof(*sim->ranks) +
+            sizeof(*sim) + (size_t)nranks * (sizeof(*sim->ranks) + sizeof(*sim->steps)) +
                 ((size_t)net->nports + 1) * sizeof(*sim->ports));
     *sim_p = sim;
     return TUTTI_OK;
+}
+
+/* Free rank @p R's parts (slots when streamed). */
+static void free_parts(const tt_simulator_t *sim, sim_rank_t *R)
+{
+    int nslots = sim->window > 0 ? sim->window : R->nparts;
+
+    if (R->parts == NULL)
+        return;
+    for (int k = 0; k < nslots; k++) {
+        free(R->parts[k].steps);
+        free(R->parts[k].succ);
+    }
+    free(R->parts);
 }
 
 void tt_simulator_destroy(tt_simulator_t *sim)
@@ -262,16 +329,15 @@ void tt_simulator_destroy(tt_simulator_t *sim)
     if (sim == NULL)
         return;
     if (sim->ranks != NULL)
-        for (int r = 0; r < sim->nranks; r++) {
-            free(sim->ranks[r].steps);
-            free(sim->ranks[r].succ);
-            free(sim->ranks[r].part_end);
-        }
+        for (int r = 0; r < sim->nranks; r++)
+            free_parts(sim, &sim->ranks[r]);
     free(sim->ranks);
+    free(sim->steps);
     free(sim->links);
     free(sim->ports);
     free(sim->heap);
     free(sim->ready);
+    free(sim->ranks_done);
     free(sim);
 }
 
@@ -280,26 +346,23 @@ static int is_transfer(int kind)
     return kind == TT_STEP_SEND || kind == TT_STEP_RECV || kind == TT_STEP_RECV_REDUCE;
 }
 
-tutti_status_t tt_simulator_add(tt_simulator_t *sim, int rank, const tt_schedule_t *s)
+/* Where rank @p R's part @p part is held. */
+static inline sim_part_t *part_of(const tt_simulator_t *sim, const sim_rank_t *R, int part)
 {
-    int32_t n = s->nsteps, base;
-    uint32_t nsucc, succ_base;
-    sim_step_t *steps;
-    int32_t *succ, *part_end;
-    sim_rank_t *R;
+    return &R->parts[sim->window > 0 ? part % sim->window : part];
+}
 
-    if (rank < 0 || rank >= sim->nranks || sim->ran) {
-        tt_error("simulator: rank %d is out of range (0..%d), or the simulation ran", rank,
-                 sim->nranks - 1);
-        return TUTTI_ERR_INVALID_ARG;
-    }
+/* Check that @p s can be rank @p rank's (finalized, transfers to other ranks); logs why not. */
+static tutti_status_t check_schedule(const tt_simulator_t *sim, int rank, const tt_schedule_t *s)
+{
+    int32_t n = s->nsteps;
+
     if (s->status != TUTTI_OK ||
         (n > 0 && (s->succ_start == NULL || s->link_next == NULL || s->initial_pending == NULL))) {
         tt_error("simulator: rank %d's schedule is not finalized", rank);
         return TUTTI_ERR_INVALID_ARG;
     }
-    R = &sim->ranks[rank];
-    if (n > INT32_MAX - R->nsteps) {
+    if (n > INT32_MAX - sim->ranks[rank].total) {
         tt_error("simulator: rank %d's plan has more than 2^31 steps", rank);
         return TUTTI_ERR_INVALID_ARG;
     }
@@ -312,59 +375,75 @@ tutti_status_t tt_simulator_add(tt_simulator_t *sim, int rank, const tt_schedule
             return TUTTI_ERR_INVALID_ARG;
         }
     }
-    base = R->nsteps;
-    succ_base = R->nsucc;
-    nsucc = n > 0 ? (uint32_t)s->succ_start[n] : 0;
-    /* Grow to exactly what the parts so far need: plans are added once, never shrink. */
-    steps = realloc(R->steps, ((size_t)base + (size_t)n) * sizeof(*steps) + 1);
-    if (steps == NULL)
-        return TUTTI_ERR_NO_MEMORY;
-    R->steps = steps;
-    succ = realloc(R->succ, ((size_t)succ_base + nsucc) * sizeof(int32_t) + 1);
-    if (succ == NULL)
-        return TUTTI_ERR_NO_MEMORY;
-    R->succ = succ;
-    part_end = realloc(R->part_end, ((size_t)R->nparts + 1) * sizeof(int32_t));
-    if (part_end == NULL)
-        return TUTTI_ERR_NO_MEMORY;
-    R->part_end = part_end;
+    return TUTTI_OK;
+}
 
+/* Copy what timing needs of @p s (checked) into rank @p rank's part @p part. */
+static tutti_status_t copy_part(tt_simulator_t *sim, int rank, int part, const tt_schedule_t *s)
+{
+    sim_rank_t *R = &sim->ranks[rank];
+    sim_part_t *P = part_of(sim, R, part);
+    int32_t n = s->nsteps;
+    uint32_t nsucc = n > 0 ? (uint32_t)s->succ_start[n] : 0;
+
+    TT_CHECK(reserve(sim, (void **)&P->steps, &P->steps_cap, (size_t)n, sizeof(sim_step_t)));
+    TT_CHECK(reserve(sim, (void **)&P->succ, &P->succ_cap, nsucc, sizeof(int32_t)));
     for (int32_t i = 0; i < n; i++) {
         const tt_step_t *st = &s->steps[i];
-        sim_step_t *c = &R->steps[base + i];
+        sim_step_t *c = &P->steps[i];
 
         c->bytes = st->count * s->elem_size;
         c->who = is_transfer(st->kind) ? st->peer : -1;
         c->partner = -1;
-        c->link_next = s->link_next[i] >= 0 ? base + s->link_next[i] : -1;
+        c->link_next = s->link_next[i];
         c->pending = s->initial_pending[i];
-        c->succ = succ_base + (uint32_t)s->succ_start[i];
+        c->succ = (uint32_t)s->succ_start[i];
         c->kind = st->kind;
         c->channel = st->channel;
         c->flags = 0;
         /* A later part waits until every step of the earlier ones has completed. */
-        if (R->nparts > 0 && c->pending == 0) {
+        if (part > 0 && c->pending == 0) {
             c->pending = 1;
             c->flags = STEP_GATED;
         }
     }
-    for (uint32_t k = 0; k < nsucc; k++)
-        R->succ[succ_base + k] = base + s->succ[k];
-    R->nsteps = base + n;
-    R->nsucc = succ_base + nsucc;
-    R->part_end[R->nparts++] = R->nsteps;
-    account(sim, 0,
-            (size_t)n * sizeof(*R->steps) + (size_t)nsucc * sizeof(int32_t) + sizeof(int32_t));
+    if (nsucc > 0)
+        memcpy(P->succ, s->succ, nsucc * sizeof(int32_t));
+    P->nsteps = n;
+    P->nsucc = nsucc;
+    R->total += n;
+    return TUTTI_OK;
+}
+
+tutti_status_t tt_simulator_add(tt_simulator_t *sim, int rank, const tt_schedule_t *s)
+{
+    sim_part_t *parts;
+    sim_rank_t *R;
+
+    if (rank < 0 || rank >= sim->nranks || sim->ran) {
+        tt_error("simulator: rank %d is out of range (0..%d), or the simulation ran", rank,
+                 sim->nranks - 1);
+        return TUTTI_ERR_INVALID_ARG;
+    }
+    TT_CHECK(check_schedule(sim, rank, s));
+    R = &sim->ranks[rank];
+    parts = realloc(R->parts, ((size_t)R->nparts + 1) * sizeof(*parts));
+    if (parts == NULL)
+        return TUTTI_ERR_NO_MEMORY;
+    R->parts = parts;
+    memset(&parts[R->nparts], 0, sizeof(*parts));
+    account(sim, 0, sizeof(*parts));
+    TT_CHECK(copy_part(sim, rank, R->nparts, s));
+    R->nparts++;
     return TUTTI_OK;
 }
 
 /* ------------------------------------------------------------ matching */
 
-/* The first transfer of one rank in one direction with one peer. */
+/* The first transfer of a chain: one rank's transfers in one direction with one peer in a part. */
 typedef struct chain {
     int32_t from, to; /* the message's sender and receiver */
     int32_t channel;  /* the first transfer's (should link order ever be kept per channel) */
-    int32_t part;     /* parts match part for part: every rank cuts its plan alike */
     int32_t dir;      /* 0: the sender's chain of sends, 1: the receiver's chain of receives */
     int32_t head;
 } chain_t;
@@ -378,100 +457,135 @@ static int chain_cmp(const void *a, const void *b)
         return x->to < y->to ? -1 : 1;
     if (x->channel != y->channel)
         return x->channel - y->channel;
-    if (x->part != y->part)
-        return x->part - y->part;
     return x->dir - y->dir;
 }
 
-/*
- * Pair the k-th send from a to b with the k-th receive at b from a, part by
- * part; make the links (one per sender, receiver and channel, across parts).
- */
-static tutti_status_t match(tt_simulator_t *sim)
+/* The link from @p from to @p to on @p channel (made at first use); -1 if memory ran out. */
+static int32_t find_link(tt_simulator_t *sim, int32_t from, int32_t to, int32_t channel)
 {
-    chain_t *chains = NULL;
-    size_t nchains = 0, chains_cap = 0, mark_cap = 0;
-    int32_t link_from = -1, link_to = -1, link_channel = -1;
-    uint8_t *mark = NULL;
-    tutti_status_t status = TUTTI_OK;
+    sim_rank_t *R = &sim->ranks[from];
+    sim_link_t *link;
 
-    for (int r = 0; r < sim->nranks; r++) {
-        sim_rank_t *R = &sim->ranks[r];
-        if (!grow(sim, (void **)&mark, &mark_cap, (size_t)R->nsteps + 1, 1))
-            goto out;
-        memset(mark, 0, (size_t)R->nsteps);
-        for (int32_t i = 0; i < R->nsteps; i++)
-            if (R->steps[i].link_next >= 0)
-                mark[R->steps[i].link_next] = 1;
-        for (int32_t i = 0, part = 0; i < R->nsteps; i++) {
-            const sim_step_t *st = &R->steps[i];
+    for (int32_t l = R->first_link; l >= 0; l = sim->links[l].next_out)
+        if (sim->links[l].to == to && sim->links[l].channel == channel)
+            return l;
+    if (!grow(sim, (void **)&sim->links, &sim->links_cap, sim->nlinks + 1, sizeof(sim_link_t)))
+        return -1;
+    link = &sim->links[sim->nlinks];
+    memset(link, 0, sizeof(*link));
+    link->from = from;
+    link->to = to;
+    link->channel = channel;
+    link->next_out = R->first_link;
+    R->first_link = (int32_t)sim->nlinks;
+    return (int32_t)sim->nlinks++;
+}
+
+/* Collect the chains of part @p part of every rank into *@p chains_p (@p n_p, @p cap_p). */
+static int collect_chains(tt_simulator_t *sim, int part, chain_t **chains_p, size_t *n_p,
+                          size_t *cap_p)
+{
+    uint8_t *mark = NULL;
+    size_t mark_cap = 0;
+    int ok = 1;
+
+    for (int r = 0; r < sim->nranks && ok; r++) {
+        const sim_rank_t *R = &sim->ranks[r];
+        const sim_part_t *P;
+        if (part >= R->nparts)
+            continue;
+        P = part_of(sim, R, part);
+        if (!grow(sim, (void **)&mark, &mark_cap, (size_t)P->nsteps + 1, 1))
+            break;
+        memset(mark, 0, (size_t)P->nsteps);
+        for (int32_t i = 0; i < P->nsteps; i++)
+            if (P->steps[i].link_next >= 0)
+                mark[P->steps[i].link_next] = 1;
+        for (int32_t i = 0; i < P->nsteps && ok; i++) {
+            const sim_step_t *st = &P->steps[i];
             chain_t *c;
-            while (i >= R->part_end[part])
-                part++;
             if (!is_transfer(st->kind) || mark[i])
                 continue;
-            if (!grow(sim, (void **)&chains, &chains_cap, nchains + 1, sizeof(chain_t)))
-                goto out;
-            c = &chains[nchains++];
+            ok = grow(sim, (void **)chains_p, cap_p, *n_p + 1, sizeof(chain_t));
+            if (!ok)
+                break;
+            c = &(*chains_p)[(*n_p)++];
             c->dir = st->kind != TT_STEP_SEND;
             c->from = c->dir ? st->who : r;
             c->to = c->dir ? r : st->who;
             c->channel = st->channel;
-            c->part = part;
             c->head = i;
         }
     }
-    qsort(chains, nchains, sizeof(chain_t), chain_cmp);
-    for (size_t k = 0; k < nchains; k++) {
-        const chain_t *snd = &chains[k], *rcv;
-        sim_step_t *S, *Rv;
-        sim_link_t *link;
-        int32_t a, b;
+    account(sim, mark_cap, 0);
+    free(mark);
+    return ok && sim->status == TUTTI_OK;
+}
 
-        if (snd->dir != 0 || k + 1 == nchains)
-            continue;
-        rcv = &chains[k + 1];
-        if (rcv->dir != 1 || rcv->from != snd->from || rcv->to != snd->to ||
-            rcv->channel != snd->channel || rcv->part != snd->part)
-            continue;
-        /* A later part's chains between the same ranks on the same channel: the same link. */
-        if (sim->nlinks == 0 || link_from != snd->from || link_to != snd->to ||
-            link_channel != snd->channel) {
-            if (!grow(sim, (void **)&sim->links, &sim->links_cap, sim->nlinks + 1,
-                      sizeof(sim_link_t)))
-                goto out;
-            link = &sim->links[sim->nlinks++];
-            memset(link, 0, sizeof(*link));
-            link->from = link_from = snd->from;
-            link->to = link_to = snd->to;
-            link_channel = snd->channel;
-        }
-        S = sim->ranks[snd->from].steps;
-        Rv = sim->ranks[snd->to].steps;
-        for (a = snd->head, b = rcv->head; a >= 0 && b >= 0;
-             a = S[a].link_next, b = Rv[b].link_next) {
-            S[a].partner = b;
-            S[a].who = (int32_t)sim->nlinks - 1;
-            Rv[b].partner = a;
-            Rv[b].who = (int32_t)sim->nlinks - 1;
-            Rv[b].channel = S[a].channel;
-            if (Rv[b].bytes != S[a].bytes) {
-                Rv[b].flags |= STEP_MISMATCH;
-                sim->result->size_mismatch++;
-            }
+/* Pair the transfers of the chains @p snd and @p rcv of part @p part, on their link. */
+static void pair_chains(tt_simulator_t *sim, int part, const chain_t *snd, const chain_t *rcv,
+                        int32_t link)
+{
+    sim_step_t *S = part_of(sim, &sim->ranks[snd->from], part)->steps;
+    sim_step_t *Rv = part_of(sim, &sim->ranks[snd->to], part)->steps;
+
+    for (int32_t a = snd->head, b = rcv->head; a >= 0 && b >= 0;
+         a = S[a].link_next, b = Rv[b].link_next) {
+        S[a].partner = b;
+        S[a].who = link;
+        Rv[b].partner = a;
+        Rv[b].who = link;
+        Rv[b].channel = S[a].channel;
+        if (Rv[b].bytes != S[a].bytes) {
+            Rv[b].flags |= STEP_MISMATCH;
+            sim->result->size_mismatch++;
         }
     }
+}
+
+/*
+ * Pair the k-th send from a to b with the k-th receive at b from a, within
+ * part @p part (every rank cuts its plan alike); make the links (one per
+ * sender, receiver and channel, across parts).
+ */
+static tutti_status_t match_part(tt_simulator_t *sim, int part)
+{
+    chain_t *chains = NULL;
+    size_t nchains = 0, chains_cap = 0;
+
+    if (!collect_chains(sim, part, &chains, &nchains, &chains_cap))
+        goto out;
+    if (nchains > 1)
+        qsort(chains, nchains, sizeof(chain_t), chain_cmp);
+    for (size_t k = 0; k + 1 < nchains; k++) {
+        const chain_t *snd = &chains[k], *rcv = &chains[k + 1];
+        int32_t link;
+
+        if (snd->dir != 0 || rcv->dir != 1 || rcv->from != snd->from || rcv->to != snd->to ||
+            rcv->channel != snd->channel)
+            continue;
+        link = find_link(sim, snd->from, snd->to, snd->channel);
+        if (link < 0)
+            goto out;
+        pair_chains(sim, part, snd, rcv, link);
+    }
     /* What found no partner will never move. */
-    for (int r = 0; r < sim->nranks; r++)
-        for (int32_t i = 0; i < sim->ranks[r].nsteps; i++)
-            if (sim->ranks[r].steps[i].partner < 0)
-                sim->ranks[r].steps[i].who = -1;
+    for (int r = 0; r < sim->nranks; r++) {
+        const sim_rank_t *R = &sim->ranks[r];
+        sim_part_t *P;
+        if (part >= R->nparts)
+            continue;
+        P = part_of(sim, R, part);
+        for (int32_t i = 0; i < P->nsteps; i++)
+            if (is_transfer(P->steps[i].kind) && P->steps[i].partner < 0) {
+                P->steps[i].who = -1;
+                sim->result->unmatched++;
+            }
+    }
 out:
-    status = sim->status;
-    account(sim, mark_cap + chains_cap * sizeof(chain_t), 0);
-    free(mark);
+    account(sim, chains_cap * sizeof(chain_t), 0);
     free(chains);
-    return status;
+    return sim->status;
 }
 
 /* ------------------------------------------------------------ running */
@@ -484,28 +598,55 @@ static void push_ready(tt_simulator_t *sim, int rank, int32_t step)
 
 static inline void release(tt_simulator_t *sim, int rank, int32_t step)
 {
-    if (--sim->ranks[rank].steps[step].pending == 0)
+    if (--sim->steps[rank][step].pending == 0)
         push_ready(sim, rank, step);
 }
 
-/* Open the parts of rank @p rank whose predecessors have all completed. */
-static void open_parts(tt_simulator_t *sim, int rank)
+/* Make part @p part rank @p rank's open part and release the steps it gated. */
+static void open_part(tt_simulator_t *sim, int rank, int part)
+{
+    sim_rank_t *R = &sim->ranks[rank];
+    const sim_part_t *P = part_of(sim, R, part);
+
+    R->open = part;
+    sim->steps[rank] = P->steps;
+    R->succ = P->succ;
+    R->nsteps = P->nsteps;
+    R->nsucc = P->nsucc;
+    R->end += P->nsteps;
+    for (int32_t i = 0; i < P->nsteps; i++)
+        if (P->steps[i].flags & STEP_GATED)
+            release(sim, rank, i);
+}
+
+/*
+ * Rank @p rank has completed its open part at @p t: open the next one (and
+ * past empty ones), or, streamed, wait if it is not built yet.
+ */
+static void next_part(tt_simulator_t *sim, int rank, double t)
 {
     sim_rank_t *R = &sim->ranks[rank];
 
-    while (R->open + 1 < R->nparts && R->ndone == R->part_end[R->open]) {
-        int32_t end = R->part_end[++R->open];
-        for (int32_t i = R->part_end[R->open - 1]; i < end; i++)
-            if (R->steps[i].flags & STEP_GATED)
-                release(sim, rank, i);
-    }
+    do {
+        if (sim->window > 0)
+            sim->ranks_done[R->open % sim->window]++;
+        if (R->open + 1 == R->nparts)
+            return;
+        if (R->open + 1 >= sim->built) {
+            R->waiting = 1;
+            R->wait_start = t;
+            sim->result->waits++;
+            return;
+        }
+        open_part(sim, rank, R->open + 1);
+    } while (R->ndone == R->end);
 }
 
 static void complete(tt_simulator_t *sim, int rank, int32_t step, double t)
 {
     sim_rank_t *R = &sim->ranks[rank];
-    sim_step_t *st = &R->steps[step];
-    uint32_t end = step + 1 < R->nsteps ? R->steps[step + 1].succ : R->nsucc;
+    sim_step_t *st = &sim->steps[rank][step];
+    uint32_t end = step + 1 < R->nsteps ? st[1].succ : R->nsucc;
 
     st->pending = STEP_DONE;
     R->ndone++;
@@ -513,8 +654,8 @@ static void complete(tt_simulator_t *sim, int rank, int32_t step, double t)
         R->finish = t;
     for (uint32_t k = st->succ; k < end; k++)
         release(sim, rank, R->succ[k]);
-    if (R->ndone == R->part_end[R->open])
-        open_parts(sim, rank);
+    if (R->ndone == R->end)
+        next_part(sim, rank, t);
 }
 
 /* Occupy rank @p rank's compute for @p seconds from @p t on, then complete the step. */
@@ -527,7 +668,7 @@ static void compute(tt_simulator_t *sim, int rank, int32_t step, double t, doubl
         complete(sim, rank, step, t);
         return;
     }
-    R->steps[step].pending = STEP_RUNNING;
+    sim->steps[rank][step].pending = STEP_RUNNING;
     start = TT_MAX(t, R->compute_free);
     R->compute_free = start + seconds;
     heap_push(sim, R->compute_free, rank, step, EV_COMPUTED);
@@ -592,7 +733,7 @@ static void start_message(tt_simulator_t *sim, int32_t link_index, uint64_t byte
 /* Post the transfer @p step of @p rank at @p t. */
 static void post(tt_simulator_t *sim, int rank, int32_t step, double t)
 {
-    sim_step_t *st = &sim->ranks[rank].steps[step];
+    sim_step_t *st = &sim->steps[rank][step];
     sim_link_t *link;
 
     st->pending = STEP_RUNNING;
@@ -608,11 +749,31 @@ static void post(tt_simulator_t *sim, int rank, int32_t step, double t)
     } else {
         /* The message has the send's size (which the receive has, unless they differ). */
         uint64_t bytes = (st->flags & STEP_MISMATCH)
-                             ? sim->ranks[link->from].steps[st->partner].bytes
+                             ? part_of(sim, &sim->ranks[link->from], sim->ranks[rank].open)
+                                   ->steps[st->partner]
+                                   .bytes
                              : st->bytes;
         if (++link->recvs_posted <= link->sends_posted)
             start_message(sim, st->who, bytes, st->channel, step, t);
     }
+}
+
+static void handle(tt_simulator_t *sim, const sim_event_t *ev)
+{
+    int rank = (int)(ev->key >> 33);
+    int32_t step = (int32_t)((ev->key >> 2) & 0x7fffffffu);
+    const sim_step_t *st = &sim->steps[rank][step];
+
+    if ((ev->key & 3) == EV_COMPUTED) {
+        complete(sim, rank, step, ev->t);
+        return;
+    }
+    /* A message arrived at receive @p step: its send is done, the receive (nearly). */
+    complete(sim, sim->links[st->who].from, st->partner, ev->t);
+    if (st->kind == TT_STEP_RECV_REDUCE)
+        compute(sim, rank, step, ev->t, (double)st->bytes / sim->net.reduce_bps);
+    else
+        complete(sim, rank, step, ev->t);
 }
 
 /* Run everything that is ready at @p t (and what that makes ready). */
@@ -622,7 +783,7 @@ static void drain(tt_simulator_t *sim, double t)
         uint64_t item = sim->ready[--sim->nready];
         int rank = (int)(item >> 32);
         int32_t step = (int32_t)(uint32_t)item;
-        const sim_step_t *st = &sim->ranks[rank].steps[step];
+        const sim_step_t *st = &sim->steps[rank][step];
 
         switch (st->kind) {
         case TT_STEP_SEND:
@@ -639,32 +800,32 @@ static void drain(tt_simulator_t *sim, double t)
     }
 }
 
-static void handle(tt_simulator_t *sim, const sim_event_t *ev)
-{
-    int rank = (int)(ev->key >> 33);
-    int32_t step = (int32_t)((ev->key >> 2) & 0x7fffffffu);
-    const sim_step_t *st = &sim->ranks[rank].steps[step];
+/* ------------------------------------------------------------ results */
 
-    if ((ev->key & 3) == EV_COMPUTED) {
-        complete(sim, rank, step, ev->t);
-        return;
-    }
-    /* A message arrived at receive @p step: its send is done, the receive (nearly). */
-    complete(sim, sim->links[st->who].from, st->partner, ev->t);
-    if (st->kind == TT_STEP_RECV_REDUCE)
-        compute(sim, rank, step, ev->t, (double)st->bytes / sim->net.reduce_bps);
-    else
-        complete(sim, rank, step, ev->t);
-}
-
-/* The link or port with the most bytes (then the longest busy time, then the first). */
+/* The port with the most bytes (then the longest busy time). */
 static int busier(uint64_t bytes, double busy, const tt_simulator_busiest_t *best)
 {
     return bytes > best->bytes || (bytes == best->bytes && busy > best->busy);
 }
 
-static void summarise(tt_simulator_t *sim, tt_simulator_result_t *res)
+/* Link @p a carried more bytes than @p b (then was busy longer, then comes first by its ranks). */
+static int link_busier(const sim_link_t *a, const sim_link_t *b)
 {
+    if (a->bytes != b->bytes)
+        return a->bytes > b->bytes;
+    if (a->busy != b->busy)
+        return a->busy > b->busy;
+    if (a->from != b->from)
+        return a->from < b->from;
+    if (a->to != b->to)
+        return a->to < b->to;
+    return a->channel < b->channel;
+}
+
+static void summarise_links(const tt_simulator_t *sim, tt_simulator_result_t *res)
+{
+    const sim_link_t *best = NULL;
+
     res->busiest_link = (tt_simulator_busiest_t){.from = -1, .to = -1, .port = -1};
     res->busiest_port = (tt_simulator_busiest_t){.from = -1, .to = -1, .port = -1};
     for (size_t l = 0; l < sim->nlinks; l++) {
@@ -672,10 +833,12 @@ static void summarise(tt_simulator_t *sim, tt_simulator_result_t *res)
         if (link->messages == 0)
             continue;
         res->links++;
-        if (res->busiest_link.from < 0 || busier(link->bytes, link->busy, &res->busiest_link))
-            res->busiest_link = (tt_simulator_busiest_t){link->from,  link->to,       -1,
-                                                         link->bytes, link->messages, link->busy};
+        if (best == NULL || link_busier(link, best))
+            best = link;
     }
+    if (best != NULL)
+        res->busiest_link = (tt_simulator_busiest_t){best->from,  best->to,       -1,
+                                                     best->bytes, best->messages, best->busy};
     for (int32_t p = 0; p < sim->net.nports; p++) {
         const sim_port_t *port = &sim->ports[p];
         if (port->messages == 0)
@@ -684,25 +847,192 @@ static void summarise(tt_simulator_t *sim, tt_simulator_result_t *res)
             res->busiest_port =
                 (tt_simulator_busiest_t){-1, -1, p, port->bytes, port->messages, port->busy};
     }
+}
+
+/* The first step of rank @p rank's open part that never ran (one did not), as its plan numbers it.
+ */
+static int32_t first_not_run(const tt_simulator_t *sim, int rank)
+{
+    const sim_rank_t *R = &sim->ranks[rank];
+    int32_t i = 0;
+
+    while (sim->steps[rank][i].pending == STEP_DONE)
+        i++;
+    return R->end - R->nsteps + i;
+}
+
+/* Every rank's finish, and the first rank with a step that never ran (among the parts held). */
+static void summarise_ranks(const tt_simulator_t *sim, tt_simulator_result_t *res)
+{
     res->stuck_rank = -1;
     res->stuck_step = TT_NO_STEP;
     for (int r = 0; r < sim->nranks; r++) {
         const sim_rank_t *R = &sim->ranks[r];
         res->rank_finish[r] = R->finish;
         res->time = TT_MAX(res->time, R->finish);
-        res->steps += (uint64_t)R->nsteps;
         res->steps_run += (uint64_t)R->ndone;
-        for (int32_t i = 0; i < R->nsteps; i++)
-            if (is_transfer(R->steps[i].kind) && R->steps[i].partner < 0)
-                res->unmatched++;
-        if (R->ndone < R->nsteps && res->stuck_rank < 0) {
+        if (res->stuck_rank < 0 && R->ndone < R->end) {
             res->stuck_rank = r;
-            for (int32_t i = 0; i < R->nsteps && res->stuck_step == TT_NO_STEP; i++)
-                if (R->steps[i].pending != STEP_DONE)
-                    res->stuck_step = i;
+            res->stuck_step = first_not_run(sim, r);
+        }
+    }
+}
+
+/*
+ * Count every rank's steps, once all parts were held at some time (a
+ * streamed run that deadlocked has built the rest since summarise_ranks).
+ * A rank waiting for a part that was never run may come before the stuck
+ * rank found among the parts held: its first step not run is its next one.
+ */
+static void count_steps(const tt_simulator_t *sim, tt_simulator_result_t *res)
+{
+    for (int r = 0; r < sim->nranks; r++) {
+        const sim_rank_t *R = &sim->ranks[r];
+        res->steps += (uint64_t)R->total;
+        if (R->ndone < R->total && (res->stuck_rank < 0 || r < res->stuck_rank)) {
+            res->stuck_rank = r;
+            res->stuck_step = R->end;
         }
     }
     res->deadlock = res->steps_run < res->steps;
+}
+
+/* ------------------------------------------------------------ streaming */
+
+/* Build part @p part of every rank's plan into its slot, and match it. */
+static tutti_status_t build_part(tt_simulator_t *sim, int part)
+{
+    for (int r = 0; r < sim->nranks; r++) {
+        tt_schedule_t s;
+        tutti_status_t status;
+
+        tt_schedule_init(&s, sim->src.elem_size);
+        status = sim->src.build(sim->src.ctx, r, part, &s);
+        if (status != TUTTI_OK)
+            tt_error("simulator: cannot build part %d of rank %d's plan (%s)", part, r,
+                     tutti_status_string(status));
+        if (status == TUTTI_OK)
+            status = check_schedule(sim, r, &s);
+        if (status == TUTTI_OK)
+            status = copy_part(sim, r, part, &s);
+        tt_schedule_fini(&s);
+        if (status != TUTTI_OK)
+            return status;
+    }
+    sim->built++;
+    return match_part(sim, part);
+}
+
+/* The ranks that waited for the part just built start it at @p t. */
+static void wake(tt_simulator_t *sim, double t)
+{
+    for (int r = 0; r < sim->nranks; r++) {
+        sim_rank_t *R = &sim->ranks[r];
+        if (!R->waiting || R->open + 1 >= sim->built)
+            continue;
+        R->waiting = 0;
+        sim->result->wait_seconds += t - R->wait_start;
+        open_part(sim, r, R->open + 1);
+        if (R->ndone == R->end)
+            next_part(sim, r, t);
+    }
+}
+
+/*
+ * Streamed, at @p t: every rank has completed the oldest part held? Its
+ * slots take the next part (built now), and the ranks waiting for it start.
+ */
+static void slide(tt_simulator_t *sim, double t)
+{
+    while (sim->window > 0 && sim->status == TUTTI_OK && sim->retired < sim->built &&
+           sim->ranks_done[sim->retired % sim->window] == sim->nranks) {
+        sim->ranks_done[sim->retired++ % sim->window] = 0;
+        if (sim->built == sim->src.nparts)
+            continue;
+        sim->status = build_part(sim, sim->built);
+        if (sim->status != TUTTI_OK)
+            return;
+        wake(sim, t);
+        drain(sim, t);
+    }
+}
+
+/* ------------------------------------------------------------ starting and ending */
+
+/* Rank @p rank starts its first part at time 0. */
+static void start(tt_simulator_t *sim, int rank)
+{
+    const sim_rank_t *R = &sim->ranks[rank];
+
+    open_part(sim, rank, 0);
+    /* Its ready steps in schedule order, as the executor starts them. */
+    for (int32_t i = R->nsteps - 1; i >= 0; i--)
+        if (sim->steps[rank][i].pending == 0)
+            push_ready(sim, rank, i);
+    if (R->ndone == R->end)
+        next_part(sim, rank, 0.0); /* past empty parts */
+    drain(sim, 0.0);
+    slide(sim, 0.0);
+}
+
+/* Run the parts held (and, streamed, those built as the ranks come to them) to the end. */
+static tutti_status_t play(tt_simulator_t *sim)
+{
+    for (int r = 0; r < sim->nranks && sim->status == TUTTI_OK; r++)
+        start(sim, r);
+    while (sim->status == TUTTI_OK && sim->nheap > 0) {
+        sim_event_t ev = heap_pop(sim);
+        /* The next event's step and rank are almost surely not in cache: load them now. */
+        if (sim->nheap > 0) {
+            const sim_event_t *next = &sim->heap[0];
+            __builtin_prefetch(&sim->steps[next->key >> 33][(next->key >> 2) & 0x7fffffffu]);
+            __builtin_prefetch(&sim->ranks[next->key >> 33]);
+        }
+        handle(sim, &ev);
+        drain(sim, ev.t);
+        slide(sim, ev.t);
+    }
+    return sim->status;
+}
+
+/* Check that the simulator can run and set up @p res for the run's tallies. */
+static tutti_status_t begin(tt_simulator_t *sim, tt_simulator_result_t *res)
+{
+    if (sim->ran) {
+        tt_error("simulator: already ran");
+        return TUTTI_ERR_INVALID_ARG;
+    }
+    memset(res, 0, sizeof(*res));
+    res->nranks = sim->nranks;
+    res->nclasses = sim->net.nclasses;
+    res->rank_finish = calloc((size_t)sim->nranks, sizeof(double));
+    if (res->rank_finish == NULL)
+        return TUTTI_ERR_NO_MEMORY;
+    sim->ran = 1;
+    sim->result = res;
+    return TUTTI_OK;
+}
+
+/* After a run that ended with @p status: tally @p res and hand it over in @p result. */
+static tutti_status_t conclude(tt_simulator_t *sim, tt_simulator_result_t *res,
+                               tutti_status_t status, tt_simulator_result_t *result)
+{
+    if (status == TUTTI_OK) {
+        summarise_links(sim, res);
+        summarise_ranks(sim, res);
+        /* A streamed run that deadlocked: build the parts never reached, to count their steps. */
+        while (status == TUTTI_OK && sim->built < sim->src.nparts)
+            status = build_part(sim, sim->built);
+        count_steps(sim, res);
+    }
+    sim->result = NULL;
+    if (status != TUTTI_OK) {
+        free(res->rank_finish);
+        return status;
+    }
+    res->memory_bytes = sim->peak + (size_t)sim->nranks * sizeof(double);
+    *result = *res;
+    return TUTTI_OK;
 }
 
 tutti_status_t tt_simulator_run(tt_simulator_t *sim, tt_simulator_result_t *result)
@@ -710,54 +1040,65 @@ tutti_status_t tt_simulator_run(tt_simulator_t *sim, tt_simulator_result_t *resu
     tt_simulator_result_t res;
     tutti_status_t status;
 
-    if (sim->ran) {
-        tt_error("simulator: already ran");
-        return TUTTI_ERR_INVALID_ARG;
-    }
-    for (int r = 0; r < sim->nranks; r++)
+    for (int r = 0; r < sim->nranks && !sim->ran; r++)
         if (sim->ranks[r].nparts == 0) {
             tt_error("simulator: rank %d has no schedule", r);
             return TUTTI_ERR_INVALID_ARG;
         }
-    sim->ran = 1;
-    memset(&res, 0, sizeof(res));
-    res.nranks = sim->nranks;
-    res.nclasses = sim->net.nclasses;
-    res.rank_finish = calloc((size_t)sim->nranks, sizeof(double));
-    if (res.rank_finish == NULL)
+    TT_CHECK(begin(sim, &res));
+    for (int r = 0; r < sim->nranks; r++)
+        sim->built = TT_MAX(sim->built, sim->ranks[r].nparts);
+    status = TUTTI_OK;
+    for (int part = 0; part < sim->built && status == TUTTI_OK; part++)
+        status = match_part(sim, part);
+    if (status == TUTTI_OK)
+        status = play(sim);
+    return conclude(sim, &res, status, result);
+}
+
+/* Give every rank @p window slots for the parts of a streamed plan. */
+static tutti_status_t make_slots(tt_simulator_t *sim, int window, int nparts)
+{
+    sim->ranks_done = calloc((size_t)window, sizeof(int));
+    if (sim->ranks_done == NULL)
         return TUTTI_ERR_NO_MEMORY;
-    sim->result = &res;
-    status = match(sim);
-    /* Each rank starts its ready steps in schedule order, as the executor does. */
-    for (int r = 0; r < sim->nranks && status == TUTTI_OK; r++) {
-        const sim_rank_t *R = &sim->ranks[r];
-        for (int32_t i = R->nsteps - 1; i >= 0; i--)
-            if (R->steps[i].pending == 0)
-                push_ready(sim, r, i);
-        open_parts(sim, r); /* past empty parts */
-        drain(sim, 0.0);
-        status = sim->status;
+    sim->window = window;
+    for (int r = 0; r < sim->nranks; r++) {
+        sim_rank_t *R = &sim->ranks[r];
+        R->parts = calloc((size_t)window, sizeof(sim_part_t));
+        if (R->parts == NULL)
+            return TUTTI_ERR_NO_MEMORY;
+        R->nparts = nparts;
     }
-    while (status == TUTTI_OK && sim->nheap > 0) {
-        sim_event_t ev = heap_pop(sim);
-        /* The next event's step is almost surely not in cache: start loading it now. */
-        if (sim->nheap > 0) {
-            const sim_event_t *next = &sim->heap[0];
-            __builtin_prefetch(&sim->ranks[next->key >> 33].steps[(next->key >> 2) & 0x7fffffffu]);
-        }
-        handle(sim, &ev);
-        drain(sim, ev.t);
-        status = sim->status;
-    }
-    sim->result = NULL;
-    if (status != TUTTI_OK) {
-        free(res.rank_finish);
-        return status;
-    }
-    summarise(sim, &res);
-    res.memory_bytes = sim->peak + (size_t)sim->nranks * sizeof(double);
-    *result = res;
+    account(sim, 0, (size_t)window * (sizeof(int) + (size_t)sim->nranks * sizeof(sim_part_t)));
     return TUTTI_OK;
+}
+
+tutti_status_t tt_simulator_stream(tt_simulator_t *sim, const tt_simulator_source_t *src,
+                                   tt_simulator_result_t *result)
+{
+    tt_simulator_result_t res;
+    tutti_status_t status;
+
+    if (src == NULL || src->build == NULL || src->nparts < 1 || src->window < 0) {
+        tt_error("simulator: a streamed plan needs a build function, parts and a window >= 0");
+        return TUTTI_ERR_INVALID_ARG;
+    }
+    for (int r = 0; r < sim->nranks && !sim->ran; r++)
+        if (sim->ranks[r].nparts > 0) {
+            tt_error("simulator: rank %d has schedules: a streamed plan needs a fresh simulator",
+                     r);
+            return TUTTI_ERR_INVALID_ARG;
+        }
+    TT_CHECK(begin(sim, &res));
+    sim->src = *src;
+    status = make_slots(
+        sim, TT_MIN(src->window > 0 ? src->window : TT_SIMULATOR_WINDOW, src->nparts), src->nparts);
+    while (status == TUTTI_OK && sim->built < sim->window)
+        status = build_part(sim, sim->built);
+    if (status == TUTTI_OK)
+        status = play(sim);
+    return conclude(sim, &res, status, result);
 }
 
 void tt_simulator_result_fini(tt_simulator_result_t *result)

@@ -50,9 +50,21 @@
  *
  * Cost: O(S log P) time for S steps in all, P the messages and computations
  * in flight at once (a heap of events), and about 32 bytes per step plus 4
- * per dependency edge. Schedules are added one by one and may be freed as
- * they are, so a plan of 150M steps (2048 hosts x 8 ranks, hierarchical
- * allreduce of 64 MiB) simulates in 5 GB, at a few hundred ns per step.
+ * per dependency edge, at a few hundred ns per step. Two ways to feed it:
+ *
+ *  - Whole plans (tt_simulator_add, then tt_simulator_run): every step of
+ *    every rank is held until the run. Schedules are added one by one and
+ *    may be freed as they are, so a plan of 150M steps (2048 hosts x 8
+ *    ranks, hierarchical allreduce of 64 MiB) simulates in 5 GB.
+ *  - Streamed (tt_simulator_stream), for plans in parts: only a window of
+ *    parts is held for all ranks. The simulator builds parts through a
+ *    callback, frees a part once every rank has completed it and builds the
+ *    next in its place, so memory is a few parts' worth at any length: a
+ *    ring allreduce of 16384 ranks (1.07e9 steps) holds 2 parts of ~4096
+ *    steps per rank, about 5 GB. A rank that wants a part not built yet
+ *    waits for it; the result counts such waits (none means the times are
+ *    exactly those of the whole plan).
+ *
  * Not thread safe; distinct simulators are independent.
  */
 #ifndef TT_PLAN_SIMULATE_H
@@ -93,13 +105,15 @@ typedef struct tt_simulator_net {
 /*
  * The usual two-level network: ranks on hosts, each host with @c rails
  * NICs. Two ranks of one host talk over class 0 ("shm") with alpha[0] and
- * beta[0]; ranks of different hosts over class 1 ("net") with alpha[1] and
- * beta[1], through the sender's NIC and the receiver's NIC, which are the
- * shared ports. Which NIC a rank uses: its own (@c nic, the nearest one, as
- * a launcher binds ranks) when @c nic is given and names one; else the
+ * beta[0], through the sender's copy-out port and the receiver's copy-in
+ * port (a rank copies one message each way at a time, so a rank with
+ * several peers shares its memory bandwidth among them); ranks of different
+ * hosts over class 1 ("net") with alpha[1] and beta[1], through the
+ * sender's NIC and the receiver's NIC, which are the shared ports. Which NIC a rank uses: its own
+ * (@c nic, the nearest one, as a launcher binds ranks) when @c nic is given and names one; else the
  * message's channel picks the rail (channel mod rails), on both ends (a
- * rail-aligned fabric). Port ids: 2 * (host * rails + rail), + 1 for the
- * ingress side.
+ * rail-aligned fabric). Port ids: 2 * (host * rails + rail) for NICs, then
+ * 2 * (nhosts * rails + rank) for copies; + 1 for the ingress side.
  */
 typedef struct tt_simulator_hosts {
     int nranks, nhosts;
@@ -143,6 +157,8 @@ typedef struct tt_simulator_result {
     uint64_t unmatched;     /* transfers with no partner in the peer's schedule */
     uint64_t size_mismatch; /* matched transfers whose sizes differ (the send's size counts) */
     size_t memory_bytes;    /* the most memory the simulator held at once */
+    uint64_t waits;         /* streamed: times a rank found its next part not built yet */
+    double wait_seconds;    /* and the simulated time such ranks waited, in all */
 } tt_simulator_result_t;
 
 typedef struct tt_simulator tt_simulator_t;
@@ -180,6 +196,44 @@ tutti_status_t tt_simulator_add(tt_simulator_t *sim, int rank, const tt_schedule
 tutti_status_t tt_simulator_run(tt_simulator_t *sim, tt_simulator_result_t *result);
 
 void tt_simulator_result_fini(tt_simulator_result_t *result);
+
+/*
+ * Parts held at once by default when streaming. Two let a rank run a whole
+ * part ahead of the slowest rank before it must wait; ranks in a ring or a
+ * hierarchical plan stay within a few rounds of each other, a part holds
+ * hundreds of rounds or more, so they never wait. One would make every rank
+ * wait at every cut for the last rank to finish the part.
+ */
+#define TT_SIMULATOR_WINDOW 2
+
+/* Where a streamed plan comes from. */
+typedef struct tt_simulator_source {
+    void *ctx;
+    /*
+     * Build part @p part of rank @p rank's plan into @p s (initialised for
+     * elem_size by the simulator, which frees it afterwards) and finalize it.
+     * Must be a pure function of its arguments; every rank cuts its plan at
+     * the same rounds (as tt_coll_build_part does), so that a part's
+     * messages all match within it.
+     */
+    tutti_status_t (*build)(void *ctx, int rank, int part, tt_schedule_t *s);
+    size_t elem_size; /* of the schedules */
+    int nparts;       /* every rank's plan comes in this many parts, at least 1 */
+    int window;       /* parts held at once, at least 1; 0: TT_SIMULATOR_WINDOW */
+} tt_simulator_source_t;
+
+/*
+ * Run @p src's plan on a simulator to which nothing was added, building its
+ * parts as the ranks come to them: parts 0 .. window - 1 first; once every
+ * rank has completed part k, part k + window replaces it. Results as
+ * tt_simulator_run's, bit for bit when no rank had to wait (result->waits
+ * is 0); a deadlocked run still builds the parts it never reached, to count
+ * their steps. Once per simulator.
+ * @return as tt_simulator_run; TUTTI_ERR_INVALID_ARG also for a bad source
+ *         or a simulator that has schedules; a failure of src->build (logged).
+ */
+tutti_status_t tt_simulator_stream(tt_simulator_t *sim, const tt_simulator_source_t *src,
+                                   tt_simulator_result_t *result);
 
 /* All in one: simulate @p nranks schedules @p scheds over @p net. */
 tutti_status_t tt_simulate(const tt_schedule_t *const *scheds, int nranks,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Test tutti-topo's sub-commands on fixtures: a host read from an hwloc XML
 # file, small cluster descriptions, the per-size plan table, DOT graphs
-# (edges counted), simulations (and the refusal of one too large), bad input
-# and usage errors with their exit codes (0 ok, 1 failure, 2 usage).
+# (edges counted), simulations (a streamed one, and the refusal of one too
+# large), bad input and usage errors with their exit codes (0 ok, 1 failure,
+# 2 usage).
 #
 #   tests/scripts/test_topo.sh [BUILDDIR]
 #
@@ -160,7 +161,7 @@ expect '^  busbw +simulated [0-9.]+ GB/s'
 expect '^  bytes shm +[0-9.]+ [KMG]iB in [0-9]+ messages'
 expect '^  bytes net +[0-9.]+ [KMG]iB in [0-9]+ messages'
 expect '^  busiest link rank [0-9]+ -> rank [0-9]+'
-expect '^  busiest NIC host [0-9]+ NIC [0-9]+ (in|out)'
+expect '^  busiest (NIC host [0-9]+ NIC [0-9]+|copy port rank [0-9]+) (in|out)'
 expect '^  steps +[0-9]+ .* ran'
 expect '^  simulation +[0-9.]+ s, simulator memory'
 # A ring allreduce moves 2(n-1)/n of the data per rank: 16 ranks x 30/16 x 4 MiB = 120 MiB.
@@ -172,8 +173,20 @@ done
 run 0 simulate --hosts 4 --ranks-per-host 2 --nics 1 --collective broadcast --size 1M --root 3
 expect '^  plan +chain|binomial'
 run 0 simulate --hosts 2 --ranks-per-host 2 --collective barrier --nics-by channel
-run 1 simulate --cluster "$fixtures/cluster/2048x8.txt" --algo ring --size 64M
-expect '^  refused ' && expect 'not simulating a ring plan of about .* the model predicts' "$err"
+# Too large whole (1.07e9 steps) and even two parts at a time (1.3e8 steps) for the limit.
+run 1 simulate --cluster "$fixtures/cluster/2048x8.txt" --algo ring --size 64M --channels 1 \
+    --max-steps 100M
+expect '^  refused .*; streamed 2 parts at a time, about 1.3[0-9]e\+08 steps'
+expect 'not simulating a ring plan of about .* the model predicts' "$err"
+# In 4 parts: too large whole (3840 steps) but not two parts at a time (2048 steps), so
+# streamed, with the times of the whole plan.
+TUTTI_PART_STEPS=64 run 0 simulate --cluster "$fixtures/cluster/4x4.txt" --algo ring --size 4M
+grep '^  time ' "$out" >"$tmp/whole-time"
+TUTTI_PART_STEPS=64 run 0 simulate --cluster "$fixtures/cluster/4x4.txt" --algo ring --size 4M \
+    --max-steps 3000
+expect '^  streamed +2 parts at a time .*no rank waited'
+expect '^  steps +3840 .* 3840 ran'
+grep '^  time ' "$out" | cmp -s - "$tmp/whole-time" || fail "streamed times differ from the whole plan's"
 run 1 simulate --cluster "$fixtures/cluster/4x4.txt" --algo ring --max-steps 1000
 expect '^  refused '
 run 1 simulate --hosts 2 --ranks-per-host 3 --algo chain && expect 'no chain algorithm' "$err"
