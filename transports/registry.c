@@ -2,9 +2,15 @@
 #include "config.h"
 
 #include "transports/shm/shm.h"
+#ifdef HAVE_UCX
+#include "transports/ucx/ucx.h"
+#endif
 #include "transports/transport.h"
 
 const tt_transport_ops_t *const tt_transports[] = {
     &tt_shm_transport_ops,
+#ifdef HAVE_UCX
+    &tt_ucx_transport_ops,
+#endif
     NULL,
 };

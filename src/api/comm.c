@@ -4,6 +4,7 @@
 #include "api/comm.h"
 
 #include "api/calibrate.h"
+#include "api/links.h"
 #include "api/place.h"
 #include "api/settings.h"
 #include "topo/host.h"
@@ -101,66 +102,13 @@ static tutti_status_t load_settings(tutti_comm_t comm, const tt_config_overrides
     return TUTTI_OK;
 }
 
-/* Create, exchange addresses, connect, barrier, ready: one transport over @p peers. */
-static tutti_status_t wire_up(tutti_comm_t comm, const tt_transport_ops_t *ops, const int *peers,
-                              int npeers, int64_t deadline)
-{
-    tt_transport_params_t params = {comm->rank, comm->nranks, peers,
-                                    npeers,     comm->ctx,    &comm->overrides};
-    size_t size = ops->address_size;
-    char *mine = calloc(1, size), *all = malloc(size * (size_t)comm->nranks),
-         *theirs = malloc(size * (size_t)npeers);
-    tt_transport_t *tl = NULL;
-    tutti_status_t status = TUTTI_ERR_NO_MEMORY;
-
-    if (mine == NULL || all == NULL || theirs == NULL)
-        goto out;
-    TT_CHECK_GOTO(ops->create(&params, mine, &tl), status, out);
-    comm->transports[comm->ntransports++] = tl;
-    TT_CHECK_GOTO(tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
-                                         comm->session_ranks, mine, size, all, deadline),
-                  status, out);
-    for (int i = 0; i < npeers; i++)
-        memcpy(theirs + (size_t)i * size, all + (size_t)peers[i] * size, size);
-    TT_CHECK_GOTO(ops->connect(tl, theirs), status, out);
-    TT_CHECK_GOTO(tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
-                                         comm->session_ranks, NULL, 0, NULL, deadline),
-                  status, out);
-    TT_CHECK_GOTO(ops->ready(tl), status, out);
-    for (int i = 0; i < npeers; i++)
-        comm->route[peers[i]] = tl;
-out:
-    free(mine);
-    free(all);
-    free(theirs);
-    return status;
-}
-
-/* Shared memory to the ranks on this host; other hosts need a network transport. */
+/* Where the ranks run, then a transport to each. */
 static tutti_status_t connect_transports(tutti_comm_t comm)
 {
     int64_t deadline = tt_deadline_after(comm->exec.op_timeout_ns);
-    const tt_transport_ops_t *shm = tt_transports[0];
-    const tt_cluster_t *c = &comm->hosts;
-    tutti_status_t status;
-    char why[160] = "";
-    int host;
 
-    comm->route = calloc((size_t)comm->nranks, sizeof(*comm->route));
-    if (comm->route == NULL)
-        return TUTTI_ERR_NO_MEMORY;
     TT_CHECK(tt_comm_place(comm, deadline));
-    host = c->places[comm->rank].host;
-    if (shm->size != sizeof(tt_transport_ops_t) || !shm->available(why, sizeof(why))) {
-        tt_error("transport %s cannot run here: %s", shm->name, why);
-        return TUTTI_ERR_NO_TRANSPORT;
-    }
-    status = wire_up(comm, shm, c->host_ranks + c->host_start[host], comm->local_ranks, deadline);
-    if (status == TUTTI_OK)
-        tt_info("communicator %#llx: rank %d of %d; all %d ranks on this host over %s",
-                (unsigned long long)comm->ctx, comm->rank, comm->nranks, comm->local_ranks,
-                shm->name);
-    return status;
+    return tt_comm_connect(comm, deadline);
 }
 
 /* Free everything; @p abort skips waiting for the other ranks. */

@@ -170,15 +170,6 @@ tutti_status_t tt_comm_place(tutti_comm_t comm, int64_t deadline)
             rails = cards[r].nnics;
     }
     TT_CHECK_GOTO(tt_cluster_init(&comm->hosts, n, places, rails, NULL), status, out);
-    /* Until a network transport exists, every rank must share this host. */
-    if (nhosts > 1) {
-        int other = first[places[comm->rank].host == 0 ? 1 : 0];
-        tt_error("rank %d runs on host %s, this rank on %s: no transport between hosts is built "
-                 "yet (UCX and RDMA transports are planned)",
-                 other, hosts[other].host.hostname, mine.host.hostname);
-        status = TUTTI_ERR_NO_TRANSPORT;
-        goto out;
-    }
     status = planning_view(comm);
 out:
     free(hosts);

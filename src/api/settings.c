@@ -5,6 +5,7 @@
 
 #include "api/calibrate.h"
 #include "api/launch.h"
+#include "api/links.h"
 #include "api/place.h"
 #include "bootstrap/bootstrap.h"
 #include "coll/select.h"
@@ -20,7 +21,7 @@
 static const tt_config_table_t *const core_tables[] = {
     &tt_log_config_table,   &tt_launch_config_table,    &tt_bootstrap_config_table,
     &tt_coll_config_table,  &tt_engine_config_table,    &tt_topo_config_table,
-    &tt_place_config_table, &tt_calibrate_config_table,
+    &tt_place_config_table, &tt_calibrate_config_table, &tt_links_config_table,
 };
 
 /* Table number @p i: the core ones, then one per registered transport. */

@@ -1,0 +1,21 @@
+/*
+ * Which transport carries each peer of a communicator, and wiring them up
+ * (see links.c).
+ */
+#ifndef TT_API_LINKS_H
+#define TT_API_LINKS_H
+
+#include "api/comm.h"
+
+extern const tt_config_table_t tt_links_config_table;
+
+/*
+ * Collective over @p comm, after tt_comm_place: choose a transport per peer
+ * (TUTTI_TRANSPORTS), create and connect each over its peers, and fill
+ * comm->route and comm->transports. The choice is logged at info level.
+ * @return TUTTI_OK; TUTTI_ERR_NO_TRANSPORT when no transport reaches some
+ *         peer (logged, naming it); a transport's failure
+ */
+tutti_status_t tt_comm_connect(tutti_comm_t comm, int64_t deadline);
+
+#endif

@@ -1,0 +1,594 @@
+/*
+ * UCX transport: the network path between hosts (InfiniBand, RoCE, TCP, or
+ * whatever UCX finds; UCX_* variables choose as usual), and, when forced
+ * with TUTTI_TRANSPORTS=ucx, inside a host too.
+ *
+ * One UCP worker per communicator and one endpoint per peer, created with
+ * peer error handling: a peer that dies or a link that breaks fails the
+ * endpoint, its transfers complete with TUTTI_ERR_LINK_FAILED and
+ * check_peers reports it, instead of anything hanging.
+ *
+ * Messages are UCP tagged messages. The worker belongs to one communicator,
+ * so the tag only needs to say who sent it: the top TAG_RANK_BITS bits hold
+ * the sender's rank, receives match on them alone, and UCP matches the
+ * messages of one sender in the order they were sent, which is the ordering
+ * transport.h promises. The low bits carry the caller's check tag (the call
+ * it belongs to), compared by the receiver once the message matched. Large
+ * messages travel by UCP's rendezvous protocol: zero-copy, with UCP's own
+ * registration cache.
+ *
+ * A receive whose data the caller combines (consume set) lands in a staging
+ * buffer, handed over whole on arrival: the destination may be the other
+ * operand. Staging buffers are kept for reuse, so their registrations stay
+ * cached.
+ */
+#include "config.h"
+
+#include "transports/ucx/context.h"
+#include "transports/ucx/ucx.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TAG_RANK_BITS 24
+#define TAG_CHECK_MASK ((UINT64_C(1) << (64 - TAG_RANK_BITS)) - 1)
+#define UCX_ADDRESS_MAX 4096 /* bytes of a worker address we can exchange */
+#define STAGING_KEPT 4       /* staging buffers kept for reuse */
+
+typedef struct ucx_address {
+    uint32_t len;
+    unsigned char bytes[UCX_ADDRESS_MAX];
+} ucx_address_t;
+
+/*
+ * One transfer handed to UCX, ours (UCP's own request is opaque): what its
+ * callback needs. Kept on a free list for reuse.
+ */
+typedef struct ucx_op {
+    struct ucx_transport *tl;
+    tt_xfer_t *x;  /* NULL once the transfer was failed without it (cancel_all) */
+    void *request; /* UCP's request while UCX holds the transfer */
+    void *staging; /* receives with a consumer: where the data lands */
+    size_t staging_cap;
+    size_t slot; /* index in the transport's in-flight array */
+    int is_recv; /* receives can be canceled; sends end when their endpoint closes */
+    int tracked; /* in that array (the callback may come before: see posted) */
+    int ended;   /* the callback came while posting */
+    tutti_status_t status;
+    struct ucx_op *next_free;
+} ucx_op_t;
+
+typedef struct ucx_peer {
+    int rank;
+    ucp_ep_h ep;
+    tutti_status_t failed; /* TUTTI_OK while the endpoint works */
+    int reported;
+    char reason[96];
+} ucx_peer_t;
+
+typedef struct staging {
+    void *buf;
+    size_t cap;
+} staging_t;
+
+typedef struct ucx_transport {
+    tt_transport_t super;
+    ucp_context_h context;
+    ucp_worker_h worker;
+    int rank, npeers;
+    ucx_peer_t *peers;
+    int *index_of_rank; /* communicator rank -> index in peers, or -1 */
+    ucx_op_t **inflight;
+    size_t ninflight, inflight_cap;
+    ucx_op_t *free_ops;
+    tt_xfer_queue_t completed; /* completed at posting: handed over by progress */
+    staging_t staging[STAGING_KEPT];
+} ucx_transport_t;
+
+static const tt_config_table_t ucx_config_table = {"ucx", NULL, 0, 0};
+
+static int ucx_available(char *why, size_t why_size)
+{
+    (void)why;
+    (void)why_size;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+static tutti_status_t ucx_create(const tt_transport_params_t *params, void *address,
+                                 tt_transport_t **tl_p)
+{
+    ucx_transport_t *tl;
+    ucp_worker_params_t wparams = {.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+                                   .thread_mode = UCS_THREAD_MODE_SERIALIZED};
+    ucx_address_t *addr = address;
+    ucp_address_t *mine;
+    size_t len;
+    ucs_status_t ucs;
+
+    if (params->nranks > (1 << TAG_RANK_BITS)) {
+        tt_error("ucx: at most %d ranks per communicator", 1 << TAG_RANK_BITS);
+        return TUTTI_ERR_UNSUPPORTED;
+    }
+    tl = calloc(1, sizeof(*tl));
+    if (tl == NULL)
+        return TUTTI_ERR_NO_MEMORY;
+    tl->super.ops = &tt_ucx_transport_ops;
+    tl->rank = params->rank;
+    tl->npeers = params->npeers;
+    tl->peers = calloc((size_t)params->npeers, sizeof(*tl->peers));
+    tl->index_of_rank = malloc((size_t)params->nranks * sizeof(int));
+    if (tl->peers == NULL || tl->index_of_rank == NULL)
+        goto err_free;
+    for (int r = 0; r < params->nranks; r++)
+        tl->index_of_rank[r] = -1;
+    for (int i = 0; i < params->npeers; i++) {
+        tl->peers[i].rank = params->peers[i];
+        tl->index_of_rank[params->peers[i]] = i;
+    }
+    if (tt_ucx_context_get(&tl->context) != TUTTI_OK)
+        goto err_free_noctx;
+    ucs = ucp_worker_create(tl->context, &wparams, &tl->worker);
+    if (ucs != UCS_OK) {
+        tt_error("ucx: cannot create a worker: %s", ucs_status_string(ucs));
+        goto err_context;
+    }
+    ucs = ucp_worker_get_address(tl->worker, &mine, &len);
+    if (ucs != UCS_OK || len > UCX_ADDRESS_MAX) {
+        tt_error("ucx: worker address: %s",
+                 ucs != UCS_OK ? ucs_status_string(ucs) : "longer than 4096 bytes");
+        if (ucs == UCS_OK)
+            ucp_worker_release_address(tl->worker, mine);
+        goto err_worker;
+    }
+    memset(addr, 0, sizeof(*addr));
+    addr->len = (uint32_t)len;
+    memcpy(addr->bytes, mine, len);
+    ucp_worker_release_address(tl->worker, mine);
+    *tl_p = &tl->super;
+    return TUTTI_OK;
+
+err_worker:
+    ucp_worker_destroy(tl->worker);
+err_context:
+    tt_ucx_context_put();
+err_free_noctx:
+    free(tl->peers);
+    free(tl->index_of_rank);
+    free(tl);
+    return TUTTI_ERR_NO_TRANSPORT;
+err_free:
+    free(tl->peers);
+    free(tl->index_of_rank);
+    free(tl);
+    return TUTTI_ERR_NO_MEMORY;
+}
+
+/* UCX says an endpoint failed: the peer died or the link broke; we cannot tell which. */
+static void endpoint_failed(void *arg, ucp_ep_h ep, ucs_status_t ucs)
+{
+    ucx_peer_t *p = arg;
+
+    (void)ep;
+    if (p->failed != TUTTI_OK)
+        return;
+    p->failed = TUTTI_ERR_LINK_FAILED;
+    snprintf(p->reason, sizeof(p->reason), "UCX endpoint failed: %s", ucs_status_string(ucs));
+}
+
+static tutti_status_t ucx_connect(tt_transport_t *super, const void *addresses)
+{
+    ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
+    const ucx_address_t *addrs = addresses;
+
+    for (int i = 0; i < tl->npeers; i++) {
+        ucx_peer_t *p = &tl->peers[i];
+        ucp_ep_params_t params = {.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
+                                                UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                                                UCP_EP_PARAM_FIELD_ERR_HANDLER,
+                                  .address = (const ucp_address_t *)addrs[i].bytes,
+                                  .err_mode = UCP_ERR_HANDLING_MODE_PEER,
+                                  .err_handler = {.cb = endpoint_failed, .arg = p}};
+        ucs_status_t ucs;
+
+        if (p->rank == tl->rank)
+            continue;
+        if (addrs[i].len == 0 || addrs[i].len > UCX_ADDRESS_MAX) {
+            tt_error("ucx: rank %d sent no usable address", p->rank);
+            return TUTTI_ERR_PROTOCOL;
+        }
+        ucs = ucp_ep_create(tl->worker, &params, &p->ep);
+        if (ucs != UCS_OK) {
+            tt_error("ucx: cannot reach rank %d: %s", p->rank, ucs_status_string(ucs));
+            return TUTTI_ERR_LINK_FAILED;
+        }
+    }
+    tt_info("ucx: endpoints to %d peers", tl->npeers - 1);
+    return TUTTI_OK;
+}
+
+static tutti_status_t ucx_ready(tt_transport_t *super)
+{
+    (void)super;
+    return TUTTI_OK;
+}
+
+/* Progress @p request (from ucp_ep_close_nbx) until it is done. */
+static void wait_request(ucx_transport_t *tl, ucs_status_ptr_t request)
+{
+    if (!UCS_PTR_IS_PTR(request))
+        return;
+    while (ucp_request_check_status(request) == UCS_INPROGRESS)
+        ucp_worker_progress(tl->worker);
+    ucp_request_free(request);
+}
+
+static void ucx_destroy(tt_transport_t *super)
+{
+    ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
+    /* Every rank passed a barrier after its last transfer, or the communicator is being
+     * abandoned: nothing left to flush, so close without waiting for peers. */
+    ucp_request_param_t close = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                                 .flags = UCP_EP_CLOSE_FLAG_FORCE};
+
+    /* Closing fails the requests on the endpoints; what is left are posted receives. */
+    for (int i = 0; i < tl->npeers; i++)
+        if (tl->peers[i].ep != NULL)
+            wait_request(tl, ucp_ep_close_nbx(tl->peers[i].ep, &close));
+    for (size_t i = tl->ninflight; i-- > 0;) /* downwards: a cancel may end a request */
+        if (i < tl->ninflight && tl->inflight[i]->is_recv)
+            ucp_request_cancel(tl->worker, tl->inflight[i]->request);
+    for (int spins = 0; tl->ninflight > 0 && spins < 1000; spins++)
+        ucp_worker_progress(tl->worker);
+    for (size_t i = 0; i < tl->ninflight; i++) { /* no callback comes for these any more */
+        ucp_request_free(tl->inflight[i]->request);
+        free(tl->inflight[i]->staging);
+        free(tl->inflight[i]);
+    }
+    ucp_worker_destroy(tl->worker);
+    tt_ucx_context_put();
+    for (int i = 0; i < STAGING_KEPT; i++)
+        free(tl->staging[i].buf);
+    while (tl->free_ops != NULL) {
+        ucx_op_t *op = tl->free_ops;
+        tl->free_ops = op->next_free;
+        free(op);
+    }
+    free(tl->inflight);
+    free(tl->peers);
+    free(tl->index_of_rank);
+    free(tl);
+}
+
+/* ---------------------------------------------------------------- staging buffers */
+
+/* A buffer of at least @p len bytes in *buf_p (capacity in *cap_p): a kept one if it fits. */
+static tutti_status_t staging_take(ucx_transport_t *tl, size_t len, void **buf_p, size_t *cap_p)
+{
+    int best = -1;
+
+    for (int i = 0; i < STAGING_KEPT; i++)
+        if (tl->staging[i].buf != NULL && tl->staging[i].cap >= len &&
+            (best < 0 || tl->staging[i].cap < tl->staging[best].cap))
+            best = i;
+    if (best >= 0) {
+        *buf_p = tl->staging[best].buf;
+        *cap_p = tl->staging[best].cap;
+        tl->staging[best].buf = NULL;
+        return TUTTI_OK;
+    }
+    *cap_p = TT_MAX(len, (size_t)TT_CACHE_LINE);
+    *buf_p = aligned_alloc(TT_CACHE_LINE, TT_ALIGN_UP(*cap_p, TT_CACHE_LINE));
+    return *buf_p != NULL ? TUTTI_OK : TUTTI_ERR_NO_MEMORY;
+}
+
+/* Keep @p buf for reuse, in place of the smallest kept one if all places are taken. */
+static void staging_give(ucx_transport_t *tl, void *buf, size_t cap)
+{
+    int smallest = 0;
+
+    for (int i = 0; i < STAGING_KEPT; i++) {
+        if (tl->staging[i].buf == NULL) {
+            smallest = i;
+            break;
+        }
+        if (tl->staging[i].cap < tl->staging[smallest].cap)
+            smallest = i;
+    }
+    if (tl->staging[smallest].buf != NULL && tl->staging[smallest].cap >= cap) {
+        free(buf);
+        return;
+    }
+    free(tl->staging[smallest].buf);
+    tl->staging[smallest] = (staging_t){buf, cap};
+}
+
+/* ---------------------------------------------------------------- data path */
+
+static ucx_peer_t *peer_of(ucx_transport_t *tl, int rank)
+{
+    int i = rank >= 0 ? tl->index_of_rank[rank] : -1;
+    return i >= 0 && rank != tl->rank ? &tl->peers[i] : NULL;
+}
+
+static ucx_op_t *op_take(ucx_transport_t *tl, tt_xfer_t *x)
+{
+    ucx_op_t *op = tl->free_ops;
+
+    if (op != NULL)
+        tl->free_ops = op->next_free;
+    else if ((op = malloc(sizeof(*op))) == NULL)
+        return NULL;
+    *op = (ucx_op_t){.tl = tl, .x = x};
+    return op;
+}
+
+/* UCX is done with @p op's buffers: keep its staging buffer and the record for reuse. */
+static void op_give(ucx_transport_t *tl, ucx_op_t *op)
+{
+    if (op->staging != NULL)
+        staging_give(tl, op->staging, op->staging_cap);
+    op->next_free = tl->free_ops;
+    tl->free_ops = op;
+}
+
+static tutti_status_t track(ucx_transport_t *tl, ucx_op_t *op)
+{
+    if (tl->ninflight == tl->inflight_cap) {
+        size_t cap = tl->inflight_cap ? 2 * tl->inflight_cap : 64;
+        ucx_op_t **grown = realloc(tl->inflight, cap * sizeof(*grown));
+        if (grown == NULL)
+            return TUTTI_ERR_NO_MEMORY;
+        tl->inflight = grown;
+        tl->inflight_cap = cap;
+    }
+    op->slot = tl->ninflight;
+    op->tracked = 1;
+    tl->inflight[tl->ninflight++] = op;
+    return TUTTI_OK;
+}
+
+static void untrack(ucx_transport_t *tl, ucx_op_t *op)
+{
+    ucx_op_t *last = tl->inflight[--tl->ninflight];
+    tl->inflight[op->slot] = last;
+    last->slot = op->slot;
+    op->tracked = 0;
+}
+
+/* Failures of a UCX operation, as the caller sees them. */
+static tutti_status_t status_of(ucs_status_t ucs)
+{
+    switch (ucs) {
+    case UCS_OK: return TUTTI_OK;
+    case UCS_ERR_MESSAGE_TRUNCATED: return TUTTI_ERR_PROTOCOL;
+    case UCS_ERR_NO_MEMORY: return TUTTI_ERR_NO_MEMORY;
+    default: return TUTTI_ERR_LINK_FAILED;
+    }
+}
+
+/* A receive finished: check what arrived against what was expected, hand staged data over. */
+static tutti_status_t finish_recv(tt_xfer_t *x, ucs_status_t ucs, const ucp_tag_recv_info_t *info,
+                                  const void *staging)
+{
+    if (ucs != UCS_OK)
+        return status_of(ucs);
+    if (info->length != x->len ||
+        (info->sender_tag & TAG_CHECK_MASK) != (x->tag & TAG_CHECK_MASK)) {
+        tt_error("ucx: rank %d sent %zu bytes for call %#llx; expected %zu bytes for call %#llx",
+                 x->peer, info->length, (unsigned long long)(info->sender_tag & TAG_CHECK_MASK),
+                 x->len, (unsigned long long)(x->tag & TAG_CHECK_MASK));
+        return TUTTI_ERR_PROTOCOL;
+    }
+    if (staging != NULL && x->len > 0)
+        x->consume(x, staging, 0, x->len);
+    return TUTTI_OK;
+}
+
+/* Complete @p x from progress, which hands completions over. */
+static void complete_soon(ucx_transport_t *tl, tt_xfer_t *x, tutti_status_t status)
+{
+    x->status = status;
+    tt_xfer_queue_push(&tl->completed, x);
+}
+
+/*
+ * UCX ended @p op's request with @p status. Called from progress, or from
+ * inside the posting call itself, before posted() has seen the request.
+ */
+static void op_ended(ucx_op_t *op, void *request, tutti_status_t status)
+{
+    ucx_transport_t *tl = op->tl;
+
+    ucp_request_free(request);
+    if (!op->tracked) {
+        op->ended = 1;
+        op->status = status;
+        return;
+    }
+    untrack(tl, op);
+    if (op->x != NULL)
+        complete_soon(tl, op->x, status);
+    op_give(tl, op);
+}
+
+static void send_done(void *request, ucs_status_t ucs, void *user_data)
+{
+    op_ended(user_data, request, status_of(ucs));
+}
+
+static void recv_done(void *request, ucs_status_t ucs, const ucp_tag_recv_info_t *info,
+                      void *user_data)
+{
+    ucx_op_t *op = user_data;
+    op_ended(op, request, op->x != NULL ? finish_recv(op->x, ucs, info, op->staging) : TUTTI_OK);
+}
+
+/*
+ * @p op was handed to UCX, which returned @p request: track it, or complete
+ * the transfer now if UCX ended it already or refused it.
+ */
+static void posted(ucx_transport_t *tl, ucx_op_t *op, ucs_status_ptr_t request)
+{
+    tutti_status_t status = TUTTI_ERR_NO_MEMORY;
+
+    if (UCS_PTR_IS_PTR(request) && !op->ended) {
+        op->request = request;
+        if (track(tl, op) == TUTTI_OK)
+            return;
+        if (op->is_recv) /* its callback finds op untracked; a send just runs its course */
+            ucp_request_cancel(tl->worker, request);
+        while (!op->ended)
+            ucp_worker_progress(tl->worker);
+    } else if (UCS_PTR_IS_ERR(request)) {
+        status = status_of(UCS_PTR_STATUS(request));
+    } else if (op->ended) {
+        status = op->status;
+    }
+    complete_soon(tl, op->x, status);
+    op_give(tl, op);
+}
+
+/* Common to send and receive: the peer, or the reason not to post to it. */
+static tutti_status_t start(ucx_transport_t *tl, tt_xfer_t *x, ucx_op_t **op_p)
+{
+    ucx_peer_t *p = peer_of(tl, x->peer);
+
+    if (p == NULL)
+        return TUTTI_ERR_INVALID_ARG;
+    x->status = TUTTI_IN_PROGRESS;
+    *op_p = NULL;
+    if (p->failed != TUTTI_OK) {
+        complete_soon(tl, x, p->failed);
+        return TUTTI_OK;
+    }
+    *op_p = op_take(tl, x);
+    return *op_p != NULL ? TUTTI_OK : TUTTI_ERR_NO_MEMORY;
+}
+
+/*
+ * Every operation asks for a callback, never for immediate completion: UCX
+ * 1.13 leaves the receive information unset when a receive completes at
+ * once, and one path for both is simpler anyway.
+ */
+#define OP_ATTRS \
+    (UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL)
+
+static tutti_status_t ucx_send(tt_transport_t *super, tt_xfer_t *x)
+{
+    ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
+    uint64_t tag = (uint64_t)tl->rank << (64 - TAG_RANK_BITS) | (x->tag & TAG_CHECK_MASK);
+    ucx_op_t *op;
+
+    TT_CHECK(start(tl, x, &op));
+    if (op != NULL) {
+        ucp_request_param_t param = {
+            .op_attr_mask = OP_ATTRS, .cb.send = send_done, .user_data = op};
+        posted(tl, op, ucp_tag_send_nbx(peer_of(tl, x->peer)->ep, x->buf, x->len, tag, &param));
+    }
+    return TUTTI_OK;
+}
+
+static tutti_status_t ucx_recv(tt_transport_t *super, tt_xfer_t *x)
+{
+    ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
+    uint64_t tag = (uint64_t)x->peer << (64 - TAG_RANK_BITS);
+    ucx_op_t *op;
+
+    TT_CHECK(start(tl, x, &op));
+    if (op != NULL) {
+        ucp_request_param_t param = {
+            .op_attr_mask = OP_ATTRS, .cb.recv = recv_done, .user_data = op};
+        void *dst = x->buf;
+        op->is_recv = 1;
+        if (x->consume != NULL) {
+            tutti_status_t status = staging_take(tl, x->len, &op->staging, &op->staging_cap);
+            if (status != TUTTI_OK) {
+                op_give(tl, op);
+                return status;
+            }
+            dst = op->staging;
+        }
+        posted(tl, op, ucp_tag_recv_nbx(tl->worker, dst, x->len, tag, ~TAG_CHECK_MASK, &param));
+    }
+    return TUTTI_OK;
+}
+
+static int ucx_progress(tt_transport_t *super, tt_xfer_t **done)
+{
+    ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
+    int events = 0;
+
+    while (ucp_worker_progress(tl->worker) != 0)
+        events++;
+    while (tl->completed.head != NULL) {
+        tt_xfer_t *x = tt_xfer_queue_pop(&tl->completed);
+        tt_xfer_complete(x, x->status, done);
+        events++;
+    }
+    return events;
+}
+
+static int ucx_check_peers(tt_transport_t *super, tt_link_event_t *events, int max)
+{
+    ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
+    int n = 0;
+
+    ucp_worker_progress(tl->worker); /* error callbacks run from progress */
+    for (int i = 0; i < tl->npeers && n < max; i++) {
+        ucx_peer_t *p = &tl->peers[i];
+        if (p->failed == TUTTI_OK || p->reported)
+            continue;
+        p->reported = 1;
+        events[n].peer = p->rank;
+        events[n].status = p->failed;
+        snprintf(events[n].reason, sizeof(events[n].reason), "%s", p->reason);
+        n++;
+    }
+    return n;
+}
+
+static void ucx_cancel_all(tt_transport_t *super, tutti_status_t status, tt_xfer_t **done)
+{
+    ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
+
+    /*
+     * The transfers fail now; their requests stay with UCX, which may still
+     * touch their buffers (a rendezvous under way) until they end or the
+     * endpoints close at destroy. Canceled receives end at the next progress.
+     */
+    for (size_t i = tl->ninflight; i-- > 0;) { /* downwards: a cancel may end a request */
+        ucx_op_t *op;
+        if (i >= tl->ninflight)
+            continue;
+        op = tl->inflight[i];
+        if (op->x == NULL)
+            continue;
+        tt_xfer_complete(op->x, status, done);
+        op->x = NULL;
+        if (op->is_recv)
+            ucp_request_cancel(tl->worker, op->request);
+    }
+    while (tl->completed.head != NULL)
+        tt_xfer_complete(tt_xfer_queue_pop(&tl->completed), status, done);
+}
+
+const tt_transport_ops_t tt_ucx_transport_ops = {
+    .size = sizeof(tt_transport_ops_t),
+    .name = "ucx",
+    .config = &ucx_config_table,
+    .address_size = sizeof(ucx_address_t),
+    .available = ucx_available,
+    .create = ucx_create,
+    .connect = ucx_connect,
+    .ready = ucx_ready,
+    .destroy = ucx_destroy,
+    .send = ucx_send,
+    .recv = ucx_recv,
+    .progress = ucx_progress,
+    .check_peers = ucx_check_peers,
+    .cancel_all = ucx_cancel_all,
+};
