@@ -9,7 +9,7 @@ build=${1:?usage: setup.sh BUILD_DIR [configure options...]}
 shift
 
 packages=(build-essential autoconf automake libtool pkg-config check
-          libhwloc-dev libucx-dev libibverbs-dev ${TUTTI_EXTRA_PACKAGES:-})
+          libhwloc-dev libucx-dev libibverbs-dev iproute2 ${TUTTI_EXTRA_PACKAGES:-})
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

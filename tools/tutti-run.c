@@ -1,7 +1,9 @@
 /*
- * tutti-run: start N ranks of a program on this host.
+ * tutti-run: start N ranks of a program on this host, or N ranks on each of
+ * the emulated hosts of the test cluster.
  *
  *   tutti-run -n 4 ./train --steps 100
+ *   tutti-run --hosts tt-h0,tt-h1 -n 2 ./train     (4 ranks, 2 per namespace)
  *
  * Every rank gets the environment tutti_comm_init_env() reads (TUTTI_RANK,
  * TUTTI_NRANKS, TUTTI_ADDR, TUTTI_SECRET) and the torchrun names (RANK,
@@ -10,9 +12,15 @@
  * signal), the others are stopped (SIGTERM, then SIGKILL after a grace
  * period) and tutti-run exits with the failing rank's code; shared-memory
  * segments a crashed rank left behind are removed.
+ *
+ * With --hosts, ranks are numbered host-major and each runs in its host's
+ * network namespace under `ip netns exec`, which execs the program: the pid
+ * watched is the rank's. The rendezvous is on the first host's address
+ * (run_hosts.h says which), on a port free in that namespace.
  */
 #include "config.h"
 
+#include "run_hosts.h"
 #include "util/random.h"
 
 #include <arpa/inet.h>
@@ -50,6 +58,14 @@ typedef struct rank {
     stream_t streams[2];
 } rank_t;
 
+/* What every rank is started with. */
+typedef struct job {
+    int nranks;
+    int per_host;      /* ranks per host: LOCAL_WORLD_SIZE */
+    run_host_t *hosts; /* --hosts, or NULL: every rank on this host */
+    char **argv;       /* the program and its arguments */
+} job_t;
+
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
@@ -59,11 +75,18 @@ static void on_signal(int sig)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: tutti-run -n N [--timeout SECONDS] [--no-prefix] program [args...]\n"
-                 "  -n, --np N          number of ranks to start on this host\n"
-                 "  -t, --timeout S     stop every rank after S seconds (exit code 124)\n"
-                 "      --no-prefix     do not prefix output lines with the rank\n"
-                 "  -h, --help          this text\n");
+    fprintf(out,
+            "usage: tutti-run -n N [--hosts NS,NS,...] [--timeout SECONDS] [--no-prefix]\n"
+            "                 program [args...]\n"
+            "  -n, --np N          number of ranks to start on this host (with --hosts: on\n"
+            "                      each host)\n"
+            "  -H, --hosts LIST    run on these hosts: network namespaces, comma-separated\n"
+            "                      (scripts/cluster.sh hosts lists the test cluster's); ranks\n"
+            "                      are numbered host-major, the rendezvous is on the first\n"
+            "                      host's rail0 address; needs root and ip (iproute2)\n"
+            "  -t, --timeout S     stop every rank after S seconds (exit code 124)\n"
+            "      --no-prefix     do not prefix output lines with the rank\n"
+            "  -h, --help          this text\n");
 }
 
 /* A free TCP port on the loopback interface for rank 0's rendezvous. */
@@ -91,19 +114,78 @@ static void set_env_int(const char *name, int value)
 }
 
 /* In the child: the rank's environment, then exec. Never returns. */
-static void exec_rank(int rank, int nranks, char **argv, int out_fd, int err_fd)
+static void exec_rank(int rank, const job_t *job, int out_fd, int err_fd)
 {
+    const char *program = job->argv[0];
+    char **argv = job->argv;
+
     set_env_int("TUTTI_RANK", rank);
-    set_env_int("TUTTI_NRANKS", nranks);
+    set_env_int("TUTTI_NRANKS", job->nranks);
     set_env_int("RANK", rank);
-    set_env_int("WORLD_SIZE", nranks);
-    set_env_int("LOCAL_RANK", rank);
-    set_env_int("LOCAL_WORLD_SIZE", nranks);
+    set_env_int("WORLD_SIZE", job->nranks);
+    set_env_int("LOCAL_RANK", rank % job->per_host);
+    set_env_int("LOCAL_WORLD_SIZE", job->per_host);
+    if (job->hosts != NULL) {
+        const run_host_t *host = &job->hosts[rank / job->per_host];
+        int argc = 0;
+
+        /* Communicators made from a unique id listen where the other hosts can reach them. */
+        if (getenv("TUTTI_BOOTSTRAP_ADDR") == NULL) {
+            char listen[INET_ADDRSTRLEN + 8];
+            snprintf(listen, sizeof(listen), "%s:0", host->address);
+            setenv("TUTTI_BOOTSTRAP_ADDR", listen, 1);
+        }
+        while (job->argv[argc] != NULL)
+            argc++;
+        /* "ip netns exec NS program args..."; the child execs or exits, so this is never freed. */
+        argv = calloc((size_t)argc + 5, sizeof(*argv));
+        if (argv == NULL)
+            _exit(127);
+        argv[0] = "ip";
+        argv[1] = "netns";
+        argv[2] = "exec";
+        argv[3] = (char *)host->name;
+        memcpy(argv + 4, job->argv, (size_t)argc * sizeof(*argv));
+        program = "ip";
+    }
     dup2(out_fd, STDOUT_FILENO);
     dup2(err_fd, STDERR_FILENO);
     execvp(argv[0], argv);
-    fprintf(stderr, "tutti-run: cannot run %s: %s\n", argv[0], strerror(errno));
+    fprintf(stderr, "tutti-run: cannot run %s: %s\n", program, strerror(errno));
     _exit(127);
+}
+
+/*
+ * --hosts: every host must be a namespace with an address (checked before any
+ * rank starts), the program must exist (ip would report a missing one with
+ * its own exit code), and the rendezvous goes to the first host.
+ */
+static int prepare_hosts(job_t *job, const char *list, char *address, size_t size, int *port_p)
+{
+    int nhosts = run_hosts_parse(list, &job->hosts), missing;
+
+    if (nhosts < 0)
+        return 1;
+    if ((long)nhosts * job->per_host > MAX_RANKS) {
+        fprintf(stderr, "tutti-run: %d hosts x %d ranks is more than %d ranks\n", nhosts,
+                job->per_host, MAX_RANKS);
+        return 2;
+    }
+    job->nranks = nhosts * job->per_host;
+    if (run_find_program("ip") != 0) {
+        fprintf(stderr, "tutti-run: --hosts needs the ip command (iproute2) in PATH\n");
+        return 1;
+    }
+    missing = run_find_program(job->argv[0]);
+    if (missing != 0) {
+        fprintf(stderr, "tutti-run: cannot run %s: %s\n", job->argv[0], strerror(missing));
+        return 127;
+    }
+    for (int h = 0; h < nhosts; h++)
+        if (run_host_query(&job->hosts[h], h == 0 ? port_p : NULL) != 0)
+            return 1;
+    snprintf(address, size, "%s", job->hosts[0].address);
+    return 0;
 }
 
 static void emit(stream_t *s, int rank, int prefix)
@@ -187,22 +269,23 @@ static void sweep_segments(const rank_t *ranks, int nranks)
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"np", required_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'},
-        {"no-prefix", no_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"np", required_argument, NULL, 'n'},      {"hosts", required_argument, NULL, 'H'},
+        {"timeout", required_argument, NULL, 't'}, {"no-prefix", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
-    int nranks = 0, prefix = 1, timeout = 0, opt, first_failure = -1, alive, result = 0;
+    int nranks = 0, prefix = 1, timeout = 0, opt, first_failure = -1, alive, result = 0, port;
     time_t deadline = 0, kill_at = 0;
     unsigned char secret[32];
-    char hex[65], address[64];
+    char hex[65], host[INET_ADDRSTRLEN], address[64];
+    const char *hosts = NULL;
+    job_t job = {0};
     rank_t *ranks;
     struct sigaction sa;
 
-    while ((opt = getopt_long(argc, argv, "+n:t:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+n:H:t:h", options, NULL)) != -1) {
         switch (opt) {
         case 'n': nranks = atoi(optarg); break;
+        case 'H': hosts = optarg; break;
         case 't': timeout = atoi(optarg); break;
         case 'P': prefix = 0; break;
         case 'h': usage(stdout); return 0;
@@ -213,20 +296,33 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (tt_random_bytes(secret, sizeof(secret)) != TUTTI_OK)
-        return 1;
-    tt_hex_encode(secret, sizeof(secret), hex);
-    {
-        int port = pick_port();
+    job = (job_t){.nranks = nranks, .per_host = nranks, .argv = argv + optind};
+    if (hosts != NULL) {
+        int status = prepare_hosts(&job, hosts, host, sizeof(host), &port);
+        if (status != 0) {
+            if (status == 2)
+                usage(stderr);
+            free(job.hosts);
+            return status;
+        }
+        nranks = job.nranks;
+    } else {
+        port = pick_port();
         if (port < 0) {
             fprintf(stderr, "tutti-run: cannot find a free port on 127.0.0.1\n");
             return 1;
         }
-        snprintf(address, sizeof(address), "127.0.0.1:%d", port);
-        setenv("TUTTI_ADDR", address, 1);
-        setenv("MASTER_ADDR", "127.0.0.1", 1);
-        set_env_int("MASTER_PORT", port);
+        snprintf(host, sizeof(host), "127.0.0.1");
     }
+    if (tt_random_bytes(secret, sizeof(secret)) != TUTTI_OK) {
+        free(job.hosts);
+        return 1;
+    }
+    tt_hex_encode(secret, sizeof(secret), hex);
+    snprintf(address, sizeof(address), "%s:%d", host, port);
+    setenv("TUTTI_ADDR", address, 1);
+    setenv("MASTER_ADDR", host, 1);
+    set_env_int("MASTER_PORT", port);
     setenv("TUTTI_SECRET", hex, 1);
 
     memset(&sa, 0, sizeof(sa));
@@ -258,7 +354,7 @@ int main(int argc, char **argv)
             for (int k = 0; k < r; k++)
                 for (int s = 0; s < 2; s++)
                     close(ranks[k].streams[s].fd);
-            exec_rank(r, nranks, argv + optind, out[1], err[1]);
+            exec_rank(r, &job, out[1], err[1]);
         }
         close(out[1]);
         close(err[1]);
@@ -340,5 +436,6 @@ int main(int argc, char **argv)
             if (!WIFEXITED(ranks[r].status) || WEXITSTATUS(ranks[r].status) != 0)
                 result = exit_code_of(ranks[r].status);
     free(ranks);
+    free(job.hosts);
     return result;
 }

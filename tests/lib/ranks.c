@@ -1,5 +1,6 @@
 /* Forking ranks for multi-rank tests; see ranks.h. */
 #include "tests/lib/ranks.h"
+#include "tests/lib/netns.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -41,7 +42,7 @@ int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, i
     int failed = 0, alive = nranks;
     time_t deadline = time(NULL) + timeout_s;
 
-    if (nranks > 256 || tutti_get_unique_id(&id) != TUTTI_OK) {
+    if (nranks > 256 || tt_netns_unique_id(&id) != TUTTI_OK) {
         fprintf(stderr, "tt_run_ranks: cannot set up %d ranks\n", nranks);
         return nranks;
     }
@@ -49,24 +50,22 @@ int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, i
     for (int r = 0; r < nranks; r++) {
         pids[r] = fork();
         if (pids[r] == 0) {
-            int rank_failed = fn(r, nranks, &id, arg) != 0;
+            int rank_failed = tt_netns_enter(r, nranks) != 0 || fn(r, nranks, &id, arg) != 0;
             fflush(NULL);
             _exit(rank_failed);
         }
         statuses[r] = -1;
     }
     while (alive > 0) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
-        if (pid > 0) {
-            for (int r = 0; r < nranks; r++) {
-                if (pids[r] != pid)
-                    continue;
-                statuses[r] = status;
+        int reaped = 0;
+        /* Only our ranks: the caller may have children of its own. */
+        for (int r = 0; r < nranks; r++)
+            if (statuses[r] == -1 && waitpid(pids[r], &statuses[r], WNOHANG) > 0) {
                 alive--;
+                reaped++;
             }
+        if (reaped > 0)
             continue;
-        }
         if (time(NULL) > deadline) {
             fprintf(stderr, "tt_run_ranks: ranks still running after %d s; killing them\n",
                     timeout_s);

@@ -3,6 +3,7 @@
  * function with a shared unique id, and collect their verdicts. A rank that
  * crashes, exits non-zero or outlives the time limit fails the run; on a
  * time-out every rank is killed, so a hang is a failure, never a stuck test.
+ * With TT_TEST_NETNS set, the ranks run on emulated hosts (see netns.h).
  */
 #ifndef TT_TESTS_RANKS_H
 #define TT_TESTS_RANKS_H

@@ -3,6 +3,13 @@
  * an allreduce. Every survivor must return a failure-range status within
  * the failure deadline (no hang), name a culprit in its log, be able to
  * abort cleanly, and no shared-memory segment of the job may be left.
+ *
+ * On emulated hosts (TT_TEST_NETNS, see tests/lib/netns.h) the same tests
+ * run across hosts, and with TT_TEST_CUT_LINK and TT_TEST_RESTORE_LINK
+ * (shell commands that cut and restore the second host's link, such as
+ * "scripts/cluster.sh link 1 0 down") a host is cut off mid-allreduce:
+ * every rank, on either side, must fail within the deadlines instead of
+ * hanging.
  */
 #include "config.h"
 
@@ -10,6 +17,7 @@
 #include "tests/lib/unit.h"
 
 #include <dirent.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +147,75 @@ START_TEST(sigkill_in_a_pair)
 }
 END_TEST
 
+/* Seconds a rank may take to fail once its host is cut off: the keep-alive deadline, plus
+ * the report's way to every survivor. */
+#define CUT_DEADLINE_S (FAILURE_DEADLINE_S + 3.0)
+
+/* Shared between the link cutter and the ranks. */
+typedef struct cut_board {
+    atomic_int started; /* ranks that finished one allreduce */
+    double cut_at;
+    double failed_after[16];
+    int status[16];
+} cut_board_t;
+
+static int cut_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
+{
+    cut_board_t *board = arg;
+    tutti_comm_t comm = tt_test_comm(rank, n, id, NULL);
+    size_t count = 1u << 20;
+    float *in = calloc(count, sizeof(float)), *out = malloc(count * sizeof(float));
+    tutti_status_t status = TUTTI_OK;
+
+    for (int iter = 0; iter < 100000 && status == TUTTI_OK; iter++) {
+        status = tutti_allreduce(in, out, count, TUTTI_FP32, TUTTI_SUM, comm);
+        if (iter == 0)
+            atomic_fetch_add(&board->started, 1);
+    }
+    board->failed_after[rank] = now_s() - board->cut_at;
+    board->status[rank] = status;
+    tutti_comm_abort(comm);
+    free(in);
+    free(out);
+    if (!TUTTI_STATUS_IS_FAILURE(status))
+        return tt_fail(rank, "got %s, not a failure-range status", tutti_status_string(status));
+    return 0;
+}
+
+/* 3 hosts x 2 ranks allreducing; the second host's link is cut once all have started. */
+START_TEST(link_cut_mid_allreduce)
+{
+    int n = 6, statuses[256];
+    cut_board_t *board =
+        mmap(NULL, sizeof(*board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pid_t cutter;
+
+    memset(board, 0, sizeof(*board));
+    cutter = fork();
+    if (cutter == 0) {
+        while (atomic_load(&board->started) < n)
+            usleep(1000);
+        usleep(20000);
+        board->cut_at = now_s();
+        _exit(system(getenv("TT_TEST_CUT_LINK")) == 0 ? 0 : 1);
+    }
+    tt_run_ranks_status(n, cut_rank, board, 120, statuses);
+    waitpid(cutter, &statuses[n], 0);
+    ck_assert_msg(system(getenv("TT_TEST_RESTORE_LINK")) == 0, "restoring the link failed");
+    ck_assert_msg(WIFEXITED(statuses[n]) && WEXITSTATUS(statuses[n]) == 0,
+                  "cutting the link failed");
+    for (int r = 0; r < n; r++) {
+        ck_assert_msg(WIFEXITED(statuses[r]) && WEXITSTATUS(statuses[r]) == 0,
+                      "rank %d did not fail cleanly (status %#x)", r, statuses[r]);
+        ck_assert_msg(board->failed_after[r] < CUT_DEADLINE_S,
+                      "rank %d failed %.2f s after the cut", r, board->failed_after[r]);
+        fprintf(stderr, "host 1 cut off: rank %d failed after %.3f s with %s\n", r,
+                board->failed_after[r], tutti_status_string((tutti_status_t)board->status[r]));
+    }
+    munmap(board, sizeof(*board));
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -148,6 +225,12 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, sigkill_of_rank_zero);
     tcase_add_test(tc, sigkill_in_a_pair);
     suite_add_tcase(s, tc);
+    if (getenv("TT_TEST_CUT_LINK") != NULL && getenv("TT_TEST_RESTORE_LINK") != NULL) {
+        TCase *cut = tcase_create("link");
+        tcase_set_timeout(cut, 180);
+        tcase_add_test(cut, link_cut_mid_allreduce);
+        suite_add_tcase(s, cut);
+    }
     return s;
 }
 
