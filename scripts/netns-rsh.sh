@@ -1,0 +1,8 @@
+#!/bin/sh
+# A remote-launch agent for Open MPI (--mca plm_rsh_agent) on the namespace
+# test cluster (scripts/cluster.sh): where mpirun would run "ssh HOST CMD",
+# this runs CMD in the namespace called HOST. Needs root, like ip netns exec.
+#   netns-rsh.sh HOST COMMAND...
+host=$1
+shift
+exec ip netns exec "$host" /bin/sh -c "$*"

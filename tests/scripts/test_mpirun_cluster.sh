@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Open MPI's mpirun launching into the namespace test cluster, as users
+# launch with mpirun on a real one: mpirun runs in host 0's namespace and
+# starts its daemons on the other hosts through scripts/netns-rsh.sh (its
+# remote-launch agent, in place of ssh). Each rank must land in its host's
+# namespace, and tutti must initialise from Open MPI's environment and run a
+# checked allreduce across the hosts. Needs root and mpirun; skipped (77)
+# otherwise.
+#
+#   tests/scripts/test_mpirun_cluster.sh [BUILDDIR]
+set -uo pipefail
+
+builddir=${1:-${TOP_BUILDDIR:-.}}
+top=${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+cluster="$top/scripts/cluster.sh"
+prog="$builddir/tests/programs/env_rank"
+skip() {
+    echo "test_mpirun_cluster: $*: skipped"
+    exit 77
+}
+[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
+command -v mpirun >/dev/null 2>&1 || skip "no mpirun (apt-get install openmpi-bin)"
+grep -q '^#define HAVE_UCX 1' "$builddir/config.h" 2>/dev/null || skip "UCX transport not built"
+
+export TT_CLUSTER_PREFIX="tm$$-"
+h0=${TT_CLUSTER_PREFIX}h0
+h1=${TT_CLUSTER_PREFIX}h1
+out=$(mktemp)
+trap '"$cluster" down >/dev/null 2>&1; rm -f "$out"' EXIT
+"$cluster" up 2 >/dev/null || skip "cannot make network namespaces here"
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+secret=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+mpi() { # mpirun in host 0, 2 ranks per host, its daemons and traffic on rail 0
+    timeout 120 ip netns exec "$h0" mpirun --host "$h0:2,$h1:2" -np 4 \
+        --mca plm_rsh_agent "$top/scripts/netns-rsh.sh" \
+        --mca oob_tcp_if_include rail0 --mca btl_tcp_if_include rail0 "$@"
+}
+failures=0
+fail() {
+    echo "FAIL: $*"
+    sed 's/^/    /' "$out"
+    failures=$((failures + 1))
+}
+
+mpi /bin/sh -c 'echo "rank $OMPI_COMM_WORLD_RANK in $(ip netns identify)"' >"$out" 2>&1 ||
+    fail "mpirun did not start the ranks"
+for r in 0 1 2 3; do
+    grep -qx "rank $r in ${TT_CLUSTER_PREFIX}h$((r / 2))" "$out" ||
+        fail "rank $r is not in ${TT_CLUSTER_PREFIX}h$((r / 2))"
+done
+
+mpi -x TUTTI_ADDR=198.18.0.1:29517 -x TUTTI_SECRET="$secret" "$prog" >"$out" 2>&1 ||
+    fail "the allreduce across hosts under mpirun failed"
+for r in 0 1 2 3; do
+    grep -qx "rank $r of 4: sum 10" "$out" || fail "rank $r did not report the sum"
+done
+
+if [ "$failures" -ne 0 ]; then
+    echo "test_mpirun_cluster: $failures checks failed"
+    exit 1
+fi
+echo "test_mpirun_cluster: all passed"
