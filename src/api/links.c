@@ -35,6 +35,26 @@ static const tt_config_field_t links_fields[] = {
 const tt_config_table_t tt_links_config_table = {"links", links_fields, TT_ARRAY_SIZE(links_fields),
                                                  sizeof(links_settings_t)};
 
+enum { VIA_NONE, VIA_SHM, VIA_UCX };
+
+/* What settings @p s choose for a peer on this host or another (see tt_links_choice). */
+static int via(const links_settings_t *s, int same_host)
+{
+    if (s->transports == LINKS_UCX || (s->transports == LINKS_AUTO && !same_host))
+        return VIA_UCX;
+    return same_host ? VIA_SHM : VIA_NONE;
+}
+
+const char *tt_links_choice(const tt_config_overrides_t *overrides, int same_host)
+{
+    static const char *const names[] = {[VIA_NONE] = NULL, [VIA_SHM] = "shm", [VIA_UCX] = "ucx"};
+    links_settings_t settings;
+
+    if (tt_config_load(&tt_links_config_table, overrides, &settings) != TUTTI_OK)
+        return NULL;
+    return names[via(&settings, same_host)];
+}
+
 /* The registered transport called @p name that can run here, or NULL (logged). */
 static const tt_transport_ops_t *usable_transport(const char *name, const char *needed_for)
 {
@@ -127,50 +147,45 @@ static void log_route(tutti_comm_t comm, const char *name, const int *peers, int
 tutti_status_t tt_comm_connect(tutti_comm_t comm, int64_t deadline)
 {
     const tt_cluster_t *c = &comm->hosts;
-    int host = c->places[comm->rank].host, nremote = 0;
+    int host = c->places[comm->rank].host, nnet = 0;
     const int *local = c->host_ranks + c->host_start[host];
-    const tt_transport_ops_t *shm, *net = NULL;
+    const tt_transport_ops_t *ops;
     links_settings_t settings;
-    int *remote = NULL;
-    tutti_status_t status;
+    int inside, *net_peers;
+    tutti_status_t status = TUTTI_ERR_NO_TRANSPORT;
 
     TT_CHECK(tt_config_load(&tt_links_config_table, &comm->overrides, &settings));
+    inside = via(&settings, 1);
+    if (c->nhosts > 1 && via(&settings, 0) == VIA_NONE) {
+        tt_error("TUTTI_TRANSPORTS=shm, but the ranks run on %d hosts", c->nhosts);
+        return TUTTI_ERR_NO_TRANSPORT;
+    }
     comm->route = calloc((size_t)comm->nranks, sizeof(*comm->route));
-    remote = malloc((size_t)comm->nranks * sizeof(int));
-    if (comm->route == NULL || remote == NULL) {
-        free(remote);
+    net_peers = malloc((size_t)comm->nranks * sizeof(int));
+    if (comm->route == NULL || net_peers == NULL) {
+        free(net_peers);
         return TUTTI_ERR_NO_MEMORY;
     }
-    /* Everyone the network transport serves: the other hosts' ranks, and this one. */
+    /* Everyone UCX serves (and this rank, whose address the others need). */
     for (int r = 0; r < comm->nranks; r++)
-        if (settings.transports == LINKS_UCX || c->places[r].host != host || r == comm->rank)
-            remote[nremote++] = r;
-    if (settings.transports == LINKS_SHM && c->nhosts > 1) {
-        tt_error("TUTTI_TRANSPORTS=shm, but the ranks run on %d hosts (rank %d is on another "
-                 "host)",
-                 c->nhosts, remote[remote[0] == comm->rank ? 1 : 0]);
-        status = TUTTI_ERR_NO_TRANSPORT;
-        goto out;
-    }
-    status = TUTTI_ERR_NO_TRANSPORT;
-    if (settings.transports != LINKS_UCX) {
-        shm = usable_transport("shm", "inside a host");
-        if (shm == NULL)
+        if (via(&settings, c->places[r].host == host) == VIA_UCX || r == comm->rank)
+            net_peers[nnet++] = r;
+    if (inside == VIA_SHM) {
+        if ((ops = usable_transport("shm", "inside a host")) == NULL)
             goto out;
-        TT_CHECK_GOTO(wire_up(comm, shm, local, comm->local_ranks, deadline), status, out);
-        log_route(comm, shm->name, local, comm->local_ranks);
+        TT_CHECK_GOTO(wire_up(comm, ops, local, comm->local_ranks, deadline), status, out);
+        log_route(comm, ops->name, local, comm->local_ranks);
     }
-    /* Every rank takes part in wiring the network transport when any rank needs it. */
-    if (settings.transports == LINKS_UCX || c->nhosts > 1) {
-        net = usable_transport("ucx", settings.transports == LINKS_UCX ? "by TUTTI_TRANSPORTS"
-                                                                       : "between hosts");
-        if (net == NULL)
+    /* Every rank takes part in wiring UCX when any rank needs it. */
+    if (inside == VIA_UCX || c->nhosts > 1) {
+        if ((ops = usable_transport("ucx", c->nhosts > 1 ? "between hosts"
+                                                         : "by TUTTI_TRANSPORTS")) == NULL)
             goto out;
-        TT_CHECK_GOTO(wire_up(comm, net, remote, nremote, deadline), status, out);
-        log_route(comm, net->name, remote, nremote);
+        TT_CHECK_GOTO(wire_up(comm, ops, net_peers, nnet, deadline), status, out);
+        log_route(comm, ops->name, net_peers, nnet);
     }
     status = TUTTI_OK;
 out:
-    free(remote);
+    free(net_peers);
     return status;
 }

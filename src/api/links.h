@@ -10,6 +10,14 @@
 extern const tt_config_table_t tt_links_config_table;
 
 /*
+ * The transport that carries a peer on this rank's host (@p same_host) or
+ * on another, as TUTTI_TRANSPORTS (in @p overrides or the environment)
+ * says: "shm" or "ucx"; NULL when none may (shm only, across hosts) or the
+ * setting is invalid (logged).
+ */
+const char *tt_links_choice(const tt_config_overrides_t *overrides, int same_host);
+
+/*
  * Collective over @p comm, after tt_comm_place: choose a transport per peer
  * (TUTTI_TRANSPORTS), create and connect each over its peers, and fill
  * comm->route and comm->transports. The choice is logged at info level.

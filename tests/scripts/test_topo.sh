@@ -101,6 +101,12 @@ run 0 cluster "$fixtures/cluster/4x4.txt"
 expect '^cluster: 16 ranks on 4 hosts, 4 per host, 4 rails'
 expect 'link net alpha 3.00 us, beta 25.0 GB/s'
 expect 'reduce +gamma 40.0 GB/s'
+TUTTI_TRANSPORTS=auto run 0 cluster "$fixtures/cluster/4x4.txt"
+expect '^  transports \(TUTTI_TRANSPORTS\): inside a host shm, between hosts ucx$'
+TUTTI_TRANSPORTS=ucx run 0 cluster "$fixtures/cluster/4x4.txt"
+expect '^  transports \(TUTTI_TRANSPORTS\): inside a host ucx, between hosts ucx$'
+TUTTI_TRANSPORTS=shm run 0 cluster "$fixtures/cluster/4x4.txt"
+expect '^  transports \(TUTTI_TRANSPORTS\): inside a host shm, between hosts none'
 run 0 cluster "$fixtures/cluster/2048x8.txt"
 expect '^cluster: 16384 ranks on 2048 hosts, 8 per host, 8 rails'
 expect '^  host 2047: r16376\(nic 0\)'

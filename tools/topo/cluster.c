@@ -3,6 +3,7 @@
 
 #include "topo_cmd.h"
 
+#include "api/links.h"
 #include "topo/cluster.h"
 
 #include <getopt.h>
@@ -19,6 +20,11 @@ static void cluster_usage(FILE *out)
                  "  link shm alpha=0.5us beta=50G     # within a host, per rank pair (bytes/s)\n"
                  "  link net alpha=3us beta=25G       # between hosts, per NIC\n"
                  "  reduce gamma=40G                  # bytes/s one rank combines\n");
+}
+
+static const char *transport_name(const char *name)
+{
+    return name != NULL ? name : "none (the ranks must share a host)";
 }
 
 int cmd_cluster(int argc, char **argv)
@@ -58,6 +64,8 @@ int cmd_cluster(int argc, char **argv)
         if (h == 0 && last > 1)
             printf("  ... (%d hosts alike)\n", c.nhosts - 2);
     }
+    printf("  transports (TUTTI_TRANSPORTS): inside a host %s, between hosts %s\n",
+           transport_name(tt_links_choice(NULL, 1)), transport_name(tt_links_choice(NULL, 0)));
     printf("  a 1 MiB message: shm %.2f us, net %.2f us; combining it %.2f us\n",
            (c.cost.alpha[TT_LINK_SHM] + 1048576.0 / c.cost.beta[TT_LINK_SHM]) * 1e6,
            (c.cost.alpha[TT_LINK_NET] + 1048576.0 / c.cost.beta[TT_LINK_NET]) * 1e6,
