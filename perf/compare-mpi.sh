@@ -104,25 +104,8 @@ fi
 [ -n "$mpirun_extra" ] && mpirun_args+=($mpirun_extra)
 mpi_cmd=(mpirun "${mpirun_args[@]}" "$mperf")
 
-# Iterations per size: enough calls for a stable mean, few enough for large sizes.
-iters_for() {
-    case $1 in
-    8) echo "-n 5000 -w 500" ;;
-    1048576) echo "-n 200 -w 20" ;;
-    16777216) echo "-n 30 -w 5" ;;
-    *) echo "-n 10 -w 3" ;;
-    esac
-}
-
-human() {
-    case $1 in
-    8) echo "8 B" ;;
-    1048576) echo "1 MiB" ;;
-    16777216) echo "16 MiB" ;;
-    67108864) echo "64 MiB" ;;
-    *) echo "$1 B" ;;
-    esac
-}
+# shellcheck source=perf/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
 
 # measure LIB SIZE CHECK: one run; prints "time_us busbw" of the out-of-place column.
 measure() {
@@ -136,11 +119,9 @@ measure() {
         printf '%s\n' "$out" | sed 's/^/  | /' >&2
         die "$lib run at $size B failed (exit status $status)"
     fi
-    echo "$out" | awk '!/^#/ && NF == 13 { print $6, $8; found = 1 } END { exit !found }' ||
+    echo "$out" | table_row ||
         die "$lib run at $size B printed no table row"
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # ---------------------------------------------------------------- runs
 echo "# allreduce fp32 sum, $nranks ranks on $cores cores, binding: $binding, $rounds rounds"
