@@ -187,6 +187,7 @@ tutti_status_t tt_selector_init(tt_selector_t *sel, const tt_config_overrides_t 
                                 const tt_cluster_t *cluster)
 {
     memset(sel, 0, sizeof(*sel));
+    pthread_mutex_init(&sel->memo_lock, NULL);
     sel->cluster = cluster;
     TT_CHECK(tt_config_load(&tt_coll_config_table, overrides, &sel->settings));
     if (sel->settings.pipeline_slots < 1 || sel->settings.pipeline_slots > TT_SLOT_RING_MAX) {
@@ -209,6 +210,7 @@ void tt_selector_fini(tt_selector_t *sel)
     free(sel->rules);
     sel->rules = NULL;
     sel->nrules = 0;
+    pthread_mutex_destroy(&sel->memo_lock);
 }
 
 /* Can @p algo run @p d on this cluster? */
@@ -241,7 +243,7 @@ static void fill_chunk(const tt_selector_t *sel, tt_coll_desc_t *d, size_t rule_
                                                      : tt_cost_chunk(d, sel->cluster);
 }
 
-const char *tt_select(const tt_selector_t *sel, tt_coll_desc_t *d)
+static const char *select_now(const tt_selector_t *sel, tt_coll_desc_t *d)
 {
     uint64_t bytes;
     double best = INFINITY;
@@ -279,4 +281,35 @@ const char *tt_select(const tt_selector_t *sel, tt_coll_desc_t *d)
         }
     }
     return "cost model";
+}
+
+/* Is @p a the same call as @p b, as far as choosing goes? */
+static int same_call(const tt_coll_desc_t *a, const tt_coll_desc_t *b)
+{
+    return a->kind == b->kind && a->count == b->count && a->elem_size == b->elem_size &&
+           a->root == b->root && a->in_place == b->in_place && a->rank == b->rank &&
+           a->nranks == b->nranks;
+}
+
+const char *tt_select(tt_selector_t *sel, tt_coll_desc_t *d)
+{
+    tt_coll_desc_t asked = *d;
+    tt_select_memo_t *m;
+    const char *why = NULL;
+
+    pthread_mutex_lock(&sel->memo_lock);
+    for (int i = 0; i < sel->nmemo && why == NULL; i++)
+        if (same_call(&sel->memo[i].asked, d)) {
+            *d = sel->memo[i].chosen;
+            why = sel->memo[i].why;
+        }
+    if (why == NULL) {
+        why = select_now(sel, d);
+        m = &sel->memo[sel->memo_next];
+        *m = (tt_select_memo_t){asked, *d, why};
+        sel->memo_next = (sel->memo_next + 1) % TT_SELECT_MEMO;
+        sel->nmemo = TT_MIN(sel->nmemo + 1, TT_SELECT_MEMO);
+    }
+    pthread_mutex_unlock(&sel->memo_lock);
+    return why;
 }

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "coll/coll.h"
+#include "coll/select.h"
 #include "coll/ring.h"
 #include "coll/tree.h"
 #include "reduce/reduce.h"
@@ -783,6 +784,51 @@ START_TEST(barrier_waits_for_every_rank)
 }
 END_TEST
 
+/* Resolve @p d (rank 0 of @p n on @p c) with a selector made for it alone. */
+static tt_coll_desc_t select_fresh(tt_coll_desc_t d, const tt_cluster_t *c)
+{
+    tt_selector_t sel;
+    ck_assert_int_eq(tt_selector_init(&sel, NULL, c), TUTTI_OK);
+    tt_select(&sel, &d);
+    tt_selector_fini(&sel);
+    return d;
+}
+
+/*
+ * A selector remembers its last decisions; what it hands back must be what
+ * it would decide afresh, for calls it remembers and for calls it forgot
+ * (more distinct calls than it keeps), whatever the order.
+ */
+START_TEST(selection_is_remembered_faithfully)
+{
+    tt_cluster_t cluster;
+    tt_selector_t sel;
+    const int ncalls = 3 * TT_SELECT_MEMO;
+
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, 4, 4, 2, NULL), TUTTI_OK);
+    ck_assert_int_eq(tt_selector_init(&sel, NULL, &cluster), TUTTI_OK);
+    for (int pass = 0; pass < 3; pass++)
+        for (int i = 0; i < ncalls; i++) {
+            int k = pass == 1 ? ncalls - 1 - i : i;
+            tt_coll_desc_t d = {.kind = (tt_coll_kind_t)(k % TT_COLL_KIND_COUNT),
+                                .count = (uint64_t)1 << (k % 24),
+                                .elem_size = 4,
+                                .root = k % 3,
+                                .nranks = cluster.nranks};
+            tt_coll_desc_t want = select_fresh(d, &cluster);
+            tt_select(&sel, &d);
+            ck_assert_int_eq(d.algo, want.algo);
+            ck_assert_int_eq(d.channels, want.channels);
+            ck_assert_uint_eq(d.chunk_bytes, want.chunk_bytes);
+            ck_assert_uint_eq(d.pipeline_slots, want.pipeline_slots);
+            ck_assert_uint_eq(d.part_steps, want.part_steps);
+            ck_assert_ptr_eq(d.cluster, want.cluster);
+        }
+    tt_selector_fini(&sel);
+    tt_cluster_fini(&cluster);
+}
+END_TEST
+
 START_TEST(block_and_chunk_arithmetic)
 {
     for (int n = 1; n <= 13; n++)
@@ -830,6 +876,7 @@ static Suite *schedule_suite(void)
     tcase_add_test(props, floats_bitwise_identical_on_all_ranks);
     tcase_add_test(props, mismatched_counts_are_caught);
     tcase_add_test(props, barrier_waits_for_every_rank);
+    tcase_add_test(props, selection_is_remembered_faithfully);
     tcase_add_test(props, block_and_chunk_arithmetic);
     suite_add_tcase(s, shapes_tc);
     suite_add_tcase(s, props);
