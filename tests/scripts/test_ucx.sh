@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The collectives and the failure tests again, with every peer reached over
-# UCX (TUTTI_TRANSPORTS=ucx: UCX inside this host too, over its TCP
-# transport, the only one here with peer failure detection): every
+# UCX (TUTTI_TRANSPORTS=ucx: UCX inside this host too): every
 # collective, datatype and op against the reference on 1-8 ranks in the
 # latency configuration (small FIFOs do not matter here; many small
 # messages, every rank count), then SIGKILL of a rank mid-allreduce
