@@ -27,6 +27,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* Send flag: the receiver will combine this data, not store it (protocol hint). */
 #define TT_XFER_TO_REDUCE 1u
@@ -107,6 +108,30 @@ typedef struct tt_transport_params {
     uint64_t comm_ctx; /* unique per communicator (names, tags) */
     const tt_config_overrides_t *overrides;
 } tt_transport_params_t;
+
+/*
+ * Where each communicator rank stands in @p params->peers: an array of
+ * params->nranks entries, the index or -1 for ranks this instance does not
+ * serve (free() it). NULL if memory ran out.
+ */
+static inline int *tt_peer_index_build(const tt_transport_params_t *params)
+{
+    int *index = malloc((size_t)params->nranks * sizeof(int));
+
+    if (index == NULL)
+        return NULL;
+    for (int r = 0; r < params->nranks; r++)
+        index[r] = -1;
+    for (int i = 0; i < params->npeers; i++)
+        index[params->peers[i]] = i;
+    return index;
+}
+
+/* @p rank's entry in @p index (of @p nranks entries); -1 also for a rank out of range. */
+static inline int tt_peer_index_of(const int *index, int nranks, int rank)
+{
+    return rank >= 0 && rank < nranks ? index[rank] : -1;
+}
 
 /* Base of every transport instance; private state embeds it first. */
 typedef struct tt_transport {

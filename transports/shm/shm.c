@@ -226,15 +226,12 @@ static tutti_status_t shm_create(const tt_transport_params_t *params, void *addr
     tl->nranks = params->nranks;
     tl->npeers = params->npeers;
     tl->peers = calloc((size_t)params->npeers, sizeof(*tl->peers));
-    tl->index_of_rank = malloc((size_t)params->nranks * sizeof(int));
+    tl->index_of_rank = tt_peer_index_build(params);
     if (tl->peers == NULL || tl->index_of_rank == NULL)
         goto err_free;
-    for (int r = 0; r < params->nranks; r++)
-        tl->index_of_rank[r] = -1;
     for (int i = 0; i < params->npeers; i++) {
         tl->peers[i].rank = params->peers[i];
         tl->peers[i].watch = -1;
-        tl->index_of_rank[params->peers[i]] = i;
     }
     tl->me = tl->index_of_rank[params->rank];
 
@@ -338,10 +335,8 @@ static void shm_destroy(tt_transport_t *super)
 
 static shm_peer_t *peer_of(shm_transport_t *tl, int rank)
 {
-    if (rank < 0 || rank >= tl->nranks || tl->index_of_rank[rank] < 0 ||
-        tl->index_of_rank[rank] == tl->me)
-        return NULL;
-    return &tl->peers[tl->index_of_rank[rank]];
+    int i = tt_peer_index_of(tl->index_of_rank, tl->nranks, rank);
+    return i >= 0 && i != tl->me ? &tl->peers[i] : NULL;
 }
 
 static tutti_status_t shm_send(tt_transport_t *super, tt_xfer_t *x)

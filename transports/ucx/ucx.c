@@ -102,7 +102,7 @@ typedef struct ucx_transport {
     ucx_settings_t settings;
     ucp_context_h context;
     ucp_worker_h worker;
-    int rank, npeers;
+    int rank, nranks, npeers;
     ucx_peer_t *peers;
     int *index_of_rank; /* communicator rank -> index in peers, or -1 */
     ucx_op_t **inflight;
@@ -131,6 +131,7 @@ static tutti_status_t ucx_create(const tt_transport_params_t *params, void *addr
     ucp_address_t *mine;
     size_t len;
     ucs_status_t ucs;
+    tutti_status_t status = TUTTI_ERR_NO_MEMORY;
 
     if (params->nranks > (1 << TAG_RANK_BITS)) {
         tt_error("ucx: at most %d ranks per communicator", 1 << TAG_RANK_BITS);
@@ -145,19 +146,17 @@ static tutti_status_t ucx_create(const tt_transport_params_t *params, void *addr
         return TUTTI_ERR_INVALID_ARG;
     }
     tl->rank = params->rank;
+    tl->nranks = params->nranks;
     tl->npeers = params->npeers;
     tl->peers = calloc((size_t)params->npeers, sizeof(*tl->peers));
-    tl->index_of_rank = malloc((size_t)params->nranks * sizeof(int));
+    tl->index_of_rank = tt_peer_index_build(params);
     if (tl->peers == NULL || tl->index_of_rank == NULL)
         goto err_free;
-    for (int r = 0; r < params->nranks; r++)
-        tl->index_of_rank[r] = -1;
-    for (int i = 0; i < params->npeers; i++) {
+    for (int i = 0; i < params->npeers; i++)
         tl->peers[i].rank = params->peers[i];
-        tl->index_of_rank[params->peers[i]] = i;
-    }
+    status = TUTTI_ERR_NO_TRANSPORT;
     if (tt_ucx_context_get(&tl->context) != TUTTI_OK)
-        goto err_free_noctx;
+        goto err_free;
     ucs = ucp_worker_create(tl->context, &wparams, &tl->worker);
     if (ucs != UCS_OK) {
         tt_error("ucx: cannot create a worker: %s", ucs_status_string(ucs));
@@ -182,16 +181,11 @@ err_worker:
     ucp_worker_destroy(tl->worker);
 err_context:
     tt_ucx_context_put();
-err_free_noctx:
-    free(tl->peers);
-    free(tl->index_of_rank);
-    free(tl);
-    return TUTTI_ERR_NO_TRANSPORT;
 err_free:
     free(tl->peers);
     free(tl->index_of_rank);
     free(tl);
-    return TUTTI_ERR_NO_MEMORY;
+    return status;
 }
 
 /* UCX says an endpoint failed: the peer died or the link broke; we cannot tell which. */
@@ -338,7 +332,7 @@ static void staging_give(ucx_transport_t *tl, void *buf, size_t cap)
 
 static ucx_peer_t *peer_of(ucx_transport_t *tl, int rank)
 {
-    int i = rank >= 0 ? tl->index_of_rank[rank] : -1;
+    int i = tt_peer_index_of(tl->index_of_rank, tl->nranks, rank);
     return i >= 0 && rank != tl->rank ? &tl->peers[i] : NULL;
 }
 
