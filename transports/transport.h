@@ -4,10 +4,13 @@
  * about collectives (it includes nothing from src/plan, src/coll or src/api).
  *
  * Semantics every transport provides:
- * - Messages, ordered per (peer, direction): the n-th receive posted for a
- *   peer matches the n-th send that peer posted to us. No tags are needed
- *   for matching; each message carries a 64-bit tag that the receiver checks
- *   against the one it expects, so ranks that disagree about which
+ * - Messages, ordered per (peer, channel, direction): the n-th receive
+ *   posted for a peer on a channel matches the n-th send that peer posted to
+ *   us on that channel. Plans pair each send with a receive on its channel,
+ *   so a transport may also carry every channel on one ordered link (the
+ *   in-memory test transport fails a pair whose channels differ). No tags
+ *   are needed for matching; each message carries a 64-bit tag that the
+ *   receiver checks against the one it expects, so ranks that disagree about which
  *   collective they are in get TUTTI_ERR_PROTOCOL, not corrupt data.
  * - The length of a receive equals the length of the matching send; a
  *   mismatch is TUTTI_ERR_PROTOCOL. Zero-length messages are valid.
@@ -100,6 +103,14 @@ typedef struct tt_link_event {
     char reason[160];
 } tt_link_event_t;
 
+#define TT_TRANSPORT_MAX_RAILS 8
+
+/* One of the host's rails: a NIC the communicator's channels spread over. */
+typedef struct tt_rail {
+    char device[32]; /* RDMA device (mlx5_0), "" if none */
+    char netdev[32]; /* network interface (eth2, rail0), "" if none */
+} tt_rail_t;
+
 typedef struct tt_transport_params {
     int rank;         /* this rank in the communicator */
     int nranks;       /* size of the communicator */
@@ -107,6 +118,10 @@ typedef struct tt_transport_params {
     int npeers;
     uint64_t comm_ctx; /* unique per communicator (names, tags) */
     const tt_config_overrides_t *overrides;
+    /* This host's rails, as many as every host of the communicator has (0 if
+     * unknown): a plan's channel c travels on rail c mod nrails. */
+    const tt_rail_t *rails;
+    int nrails;
 } tt_transport_params_t;
 
 /*

@@ -22,10 +22,12 @@ struct tutti_comm {
     tt_bootstrap_t *bs;
     int *session_ranks; /* communicator rank -> rank in the bootstrap session */
     tt_config_overrides_t overrides;
-    tt_cluster_t hosts;     /* where every rank physically runs */
-    tt_cluster_t cluster;   /* the view plans are made for (usually the same) */
-    int cluster_from_file;  /* cluster is TUTTI_CLUSTER_FILE's, not hosts */
-    tt_selector_t selector; /* how calls pick their algorithm */
+    tt_cluster_t hosts;                      /* where every rank physically runs */
+    tt_cluster_t cluster;                    /* the view plans are made for (usually the same) */
+    int cluster_from_file;                   /* cluster is TUTTI_CLUSTER_FILE's, not hosts */
+    tt_rail_t rails[TT_TRANSPORT_MAX_RAILS]; /* this host's rails, for the transports */
+    int nrails;                              /* as many as every host has (hosts.rails) */
+    tt_selector_t selector;                  /* how calls pick their algorithm */
     tt_engine_settings_t exec;
     tt_reduce_fn_t kernels[TUTTI_NUM_DATATYPES][TUTTI_NUM_OPS];
     tt_transport_t *transports[TT_MAX_TRANSPORTS];

@@ -78,8 +78,8 @@ static const tt_transport_ops_t *usable_transport(const char *name, const char *
 static tutti_status_t wire_up(tutti_comm_t comm, const tt_transport_ops_t *ops, const int *peers,
                               int npeers, int64_t deadline)
 {
-    tt_transport_params_t params = {comm->rank, comm->nranks, peers,
-                                    npeers,     comm->ctx,    &comm->overrides};
+    tt_transport_params_t params = {comm->rank, comm->nranks,     peers,       npeers,
+                                    comm->ctx,  &comm->overrides, comm->rails, comm->nrails};
     size_t size = ops->address_size;
     char *mine = calloc(1, size), *all = malloc(size * (size_t)comm->nranks),
          *theirs = malloc(size * (size_t)npeers);

@@ -16,6 +16,7 @@
 #include "topo/topo.h"
 #include "util/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,26 +69,39 @@ static void number_hosts(const host_card_t *cards, int n, tt_rank_place_t *place
     *nhosts_p = nhosts;
 }
 
+static int is_rdma(const tt_nic_t *nic)
+{
+    return nic->kind == TT_NIC_INFINIBAND || nic->kind == TT_NIC_ROCE;
+}
+
 /*
  * Rails are the NICs collectives spread over: the RDMA ones when the host has
  * any (a management Ethernet port is not a rail), else all of them. Returns
- * how many there are and, in @p rail_p, the rail of NIC @p nic (-1 if none).
+ * how many there are, writes the first TT_TRANSPORT_MAX_RAILS to @p rails
+ * (for the transports) and, in @p rail_p, the rail of NIC @p nic (-1 if none).
  */
-static int count_rails(const tt_host_topo_t *topo, int nic, int *rail_p)
+static int count_rails(const tt_host_topo_t *topo, int nic, tt_rail_t *rails, int *rail_p)
 {
-    int rdma = 0, rails = 0;
+    int rdma = 0, n = 0;
     for (int i = 0; i < topo->nnics; i++)
-        rdma += topo->nics[i].kind == TT_NIC_INFINIBAND || topo->nics[i].kind == TT_NIC_ROCE;
+        rdma += is_rdma(&topo->nics[i]);
     *rail_p = -1;
     for (int i = 0; i < topo->nnics; i++) {
-        int is_rdma = topo->nics[i].kind == TT_NIC_INFINIBAND || topo->nics[i].kind == TT_NIC_ROCE;
-        if (rdma > 0 && !is_rdma)
+        const tt_nic_t *x = &topo->nics[i];
+        if (rdma > 0 && !is_rdma(x))
             continue;
         if (i == nic)
-            *rail_p = rails;
-        rails++;
+            *rail_p = n;
+        if (n < TT_TRANSPORT_MAX_RAILS) {
+            tt_rail_t *rail = &rails[n];
+            memset(rail, 0, sizeof(*rail));
+            if (strcmp(x->name, x->netdev) != 0) /* the name is the RDMA device's */
+                snprintf(rail->device, sizeof(rail->device), "%s", x->name);
+            snprintf(rail->netdev, sizeof(rail->netdev), "%s", x->netdev);
+        }
+        n++;
     }
-    return rails;
+    return n;
 }
 
 static tutti_status_t discover_place(tutti_comm_t comm, const tt_rank_place_t *mine,
@@ -104,7 +118,7 @@ static tutti_status_t discover_place(tutti_comm_t comm, const tt_rank_place_t *m
         status = tt_topo_discover(&settings, mine->local, local_ranks, topo);
     if (status == TUTTI_OK) {
         card->numa = topo->my_numa;
-        card->nnics = count_rails(topo, topo->my_nic, &card->nic);
+        card->nnics = count_rails(topo, topo->my_nic, comm->rails, &card->nic);
         tt_debug("place: NUMA %d, NIC %s of %d on host %s", topo->my_numa,
                  topo->my_nic >= 0 ? topo->nics[topo->my_nic].name : "none", topo->nnics,
                  topo->id.hostname);
@@ -169,6 +183,7 @@ tutti_status_t tt_comm_place(tutti_comm_t comm, int64_t deadline)
         if (r == 0 || cards[r].nnics < rails)
             rails = cards[r].nnics;
     }
+    comm->nrails = TT_MIN(rails, TT_TRANSPORT_MAX_RAILS);
     TT_CHECK_GOTO(tt_cluster_init(&comm->hosts, n, places, rails, NULL), status, out);
     status = planning_view(comm);
 out:

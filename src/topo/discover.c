@@ -51,6 +51,11 @@ static const tt_config_field_t topo_fields[] = {
      "write the host's topology to this hwloc XML file, which TUTTI_TOPO_FILE reads back (local "
      "rank 0 writes it; %h stands for the host name, '-' for standard output); empty: none",
      TT_CFG_STRING, offsetof(tt_topo_settings_t, dump_file), NULL},
+    {"RAILS", "",
+     "the host's rails, in order: network interfaces or RDMA devices, comma-separated (rail0,rail1 "
+     "in the namespace test cluster, whose virtual interfaces hwloc does not list); empty: the "
+     "NICs hwloc finds",
+     TT_CFG_STRING, offsetof(tt_topo_settings_t, rails), NULL},
 };
 
 const tt_config_table_t tt_topo_config_table = {"topo", topo_fields, TT_ARRAY_SIZE(topo_fields),
@@ -259,6 +264,18 @@ static void describe_fallback(int local_rank, int local_ranks, tt_host_topo_t *t
     topo->bound = 0;
 }
 
+/* A host described without hwloc, with the rails @p settings name. */
+static tutti_status_t describe_without_hwloc(const tt_topo_settings_t *settings, int local_rank,
+                                             int local_ranks, tt_host_topo_t *topo)
+{
+    TT_CHECK(tt_host_identify(&topo->id));
+    describe_fallback(local_rank, local_ranks, topo);
+    if (settings != NULL)
+        TT_CHECK(tt_topo_set_rails(topo, settings->rails, 1));
+    topo->my_nic = tt_topo_nearest_nic(topo, topo->my_numa, local_rank);
+    return TUTTI_OK;
+}
+
 #ifndef HAVE_HWLOC
 
 tutti_status_t tt_topo_discover(const tt_topo_settings_t *settings, int local_rank, int local_ranks,
@@ -277,10 +294,9 @@ tutti_status_t tt_topo_discover(const tt_topo_settings_t *settings, int local_ra
     if (settings != NULL && settings->dump_file[0] != '\0')
         tt_warn("topo: TUTTI_TOPO_DUMP_FILE ignored: tutti was built without hwloc");
     memset(&result, 0, sizeof(result));
-    TT_CHECK(tt_host_identify(&result.id));
     tt_info("topo: built without hwloc: describing the host as one package of %ld processors",
             sysconf(_SC_NPROCESSORS_ONLN));
-    describe_fallback(local_rank, local_ranks, &result);
+    TT_CHECK(describe_without_hwloc(settings, local_rank, local_ranks, &result));
     *topo = result;
     return TUTTI_OK;
 }
@@ -787,8 +803,7 @@ tutti_status_t tt_topo_discover(const tt_topo_settings_t *settings, int local_ra
         /* The live host without hwloc's view: still a usable description. */
         if (settings != NULL && settings->dump_file[0] != '\0')
             tt_warn("topo: TUTTI_TOPO_DUMP_FILE %s not written: hwloc failed", settings->dump_file);
-        TT_CHECK(tt_host_identify(&result.id));
-        describe_fallback(local_rank, local_ranks, &result);
+        TT_CHECK(describe_without_hwloc(settings, local_rank, local_ranks, &result));
         *topo = result;
         return TUTTI_OK;
     }
@@ -802,6 +817,9 @@ tutti_status_t tt_topo_discover(const tt_topo_settings_t *settings, int local_ra
     describe_processors(hw, &result);
     collect_nics(hw, &result);
     collect_gpus(hw, &result);
+    if (settings != NULL)
+        TT_CHECK_GOTO(tt_topo_set_rails(&result, settings->rails, file == NULL), status,
+                      err_destroy);
 
     /* A described host is not the one this process runs on: its binding
      * says nothing about it. */

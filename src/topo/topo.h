@@ -84,6 +84,7 @@ typedef struct tt_host_topo {
 typedef struct tt_topo_settings {
     char file[TT_CONFIG_STRING_MAX];      /* TUTTI_TOPO_FILE */
     char dump_file[TT_CONFIG_STRING_MAX]; /* TUTTI_TOPO_DUMP_FILE */
+    char rails[TT_CONFIG_STRING_MAX];     /* TUTTI_RAILS */
 } tt_topo_settings_t;
 
 extern const tt_config_table_t tt_topo_config_table;
@@ -96,13 +97,15 @@ extern const tt_config_table_t tt_topo_config_table;
  * host is the one that hwloc XML file describes: its id hashes the file's
  * content and takes the host name the file records (else the file's name).
  * With settings->dump_file, local rank 0 writes the topology there.
+ * With settings->rails, the NICs are the ones it names (tt_topo_set_rails).
  * Without hwloc, or if hwloc fails on the live host, describes a host of one
  * package, one NUMA node and sysconf's number of cores, with no NICs (and
  * logs why).
  * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG for a NULL @p topo, a local rank
  *         out of range, or a file that is missing or not a topology (logged
- *         with the file's name); TUTTI_ERR_UNSUPPORTED for a file without
- *         hwloc. @p topo is written only on success. Thread safe.
+ *         with the file's name) or a malformed rails list;
+ *         TUTTI_ERR_UNSUPPORTED for a file without hwloc. @p topo is written only on success.
+ * Thread safe.
  */
 tutti_status_t tt_topo_discover(const tt_topo_settings_t *settings, int local_rank, int local_ranks,
                                 tt_host_topo_t *topo);
@@ -116,6 +119,19 @@ tutti_status_t tt_topo_discover(const tt_topo_settings_t *settings, int local_ra
  * -1 if the host has none.
  */
 int tt_topo_nearest_nic(const tt_host_topo_t *topo, int numa, int index);
+
+/*
+ * Make the NICs named in @p list (comma-separated network interfaces or RDMA
+ * devices, in rail order) the host's only ones: a NIC hwloc found, matched by
+ * either name, keeps its description; another name becomes an Ethernet NIC
+ * of unknown locality (a virtual interface, which hwloc does not list, as in
+ * the namespace test cluster). With @p live set (@p topo is this host), a
+ * name that is neither an interface nor an RDMA device here is logged.
+ * Does not choose my_nic. An empty @p list changes nothing.
+ * @return TUTTI_OK, or TUTTI_ERR_INVALID_ARG (logged) for an empty name, a
+ *         name too long, a name given twice or more than TT_TOPO_MAX_NICS.
+ */
+tutti_status_t tt_topo_set_rails(tt_host_topo_t *topo, const char *list, int live);
 
 /* Print a human-readable summary to @p out, a FILE * (used by tutti-topo). */
 void tt_topo_print(const tt_host_topo_t *topo, void *out /* FILE * */);

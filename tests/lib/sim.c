@@ -41,6 +41,8 @@ static void deliver(tt_sim_t *sim, tt_xfer_t *s, tt_xfer_t *r)
 
 /*
  * Match send @p s (from @p from) with receive @p r (at @p to): move the data
+ * (a pair that disagrees on length, tag or channel fails with
+ * TUTTI_ERR_PROTOCOL: transports may give each channel its own link)
  * and queue both completions for their ranks' next progress call. Matching
  * happens when the second of the pair is posted, so a send completes only
  * once its receiver has taken it, and nothing scans idle links.
@@ -48,7 +50,7 @@ static void deliver(tt_sim_t *sim, tt_xfer_t *s, tt_xfer_t *r)
 static void match(tt_sim_t *sim, int from, int to, tt_xfer_t *s, tt_xfer_t *r)
 {
     tutti_status_t status = TUTTI_OK;
-    if (s->len != r->len || s->tag != r->tag)
+    if (s->len != r->len || s->tag != r->tag || s->channel != r->channel)
         status = TUTTI_ERR_PROTOCOL;
     else
         deliver(sim, s, r);

@@ -28,15 +28,19 @@ START_TEST(config_table)
 {
     tt_topo_settings_t settings;
     ck_assert_str_eq(tt_topo_config_table.module, "topo");
-    ck_assert_uint_eq(tt_topo_config_table.nfields, 2);
+    ck_assert_uint_eq(tt_topo_config_table.nfields, 3);
     ck_assert_str_eq(tt_topo_config_table.fields[0].name, "TOPO_FILE");
     ck_assert_str_eq(tt_topo_config_table.fields[1].name, "TOPO_DUMP_FILE");
+    ck_assert_str_eq(tt_topo_config_table.fields[2].name, "RAILS");
     unsetenv("TUTTI_TOPO_FILE");
     setenv("TUTTI_TOPO_DUMP_FILE", "/x/%h.xml", 1);
+    setenv("TUTTI_RAILS", "rail0,rail1", 1);
     ck_assert_int_eq(tt_config_load(&tt_topo_config_table, NULL, &settings), TUTTI_OK);
     ck_assert_str_eq(settings.file, "");
     ck_assert_str_eq(settings.dump_file, "/x/%h.xml");
+    ck_assert_str_eq(settings.rails, "rail0,rail1");
     unsetenv("TUTTI_TOPO_DUMP_FILE");
+    unsetenv("TUTTI_RAILS");
 }
 END_TEST
 
@@ -155,6 +159,48 @@ START_TEST(nearest_nic_tiers)
     topo = made_topo(1, 1);
     add_made_nic(&topo, "x", TT_NIC_OTHER, -1, -1);
     ck_assert_int_eq(tt_topo_nearest_nic(&topo, 0, 5), 0);
+}
+END_TEST
+
+/* TUTTI_RAILS on the live host: the named devices are its NICs, the rank's nearest the first. */
+START_TEST(rails_on_live_host)
+{
+    tt_topo_settings_t settings;
+    tt_host_topo_t topo;
+
+    memset(&settings, 0, sizeof(settings));
+    snprintf(settings.rails, sizeof(settings.rails), "%s", "lo,tt-no-such-if");
+    ck_assert_int_eq(tt_topo_discover(&settings, 0, 1, &topo), TUTTI_OK);
+    ck_assert_int_eq(topo.nnics, 2);
+    ck_assert_str_eq(topo.nics[0].name, "lo");
+    ck_assert_str_eq(topo.nics[0].netdev, "lo");
+    ck_assert_int_eq(topo.nics[0].kind, TT_NIC_ETHERNET);
+    ck_assert_int_eq(topo.nics[0].numa, -1);
+    ck_assert_str_eq(topo.nics[1].name, "tt-no-such-if");
+    ck_assert_int_eq(topo.my_nic, 0);
+}
+END_TEST
+
+/* A rails list that names nothing, or a device twice, or too many, is refused whole. */
+START_TEST(bad_rails)
+{
+    static const char *const lists[] = {
+        ",",           "rail0,",
+        ",rail0",      "rail0,,rail1",
+        "rail0,rail0", "a-name-longer-than-thirty-one-bytes-is-not-one"};
+    char many[TT_CONFIG_STRING_MAX] = "";
+    tt_host_topo_t topo = {.nnics = 0};
+
+    for (size_t i = 0; i < TT_ARRAY_SIZE(lists); i++) {
+        ck_assert_msg(tt_topo_set_rails(&topo, lists[i], 0) == TUTTI_ERR_INVALID_ARG, "'%s'",
+                      lists[i]);
+        ck_assert_int_eq(topo.nnics, 0);
+    }
+    for (int i = 0; i <= TT_TOPO_MAX_NICS; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%se%d", i ? "," : "", i);
+    ck_assert_int_eq(tt_topo_set_rails(&topo, many, 0), TUTTI_ERR_INVALID_ARG);
+    ck_assert_int_eq(tt_topo_set_rails(&topo, "", 0), TUTTI_OK);
+    ck_assert_int_eq(topo.nnics, 0);
 }
 END_TEST
 
@@ -384,6 +430,31 @@ START_TEST(dgx_nics)
         ck_assert_int_eq(topo.nics[n].package, i / 4);
         ck_assert(topo.nics[n].gbps > 504 && topo.nics[n].gbps < 505); /* PCIe gen5 x16 */
     }
+}
+END_TEST
+
+/* Rails named on the DGX-like host: found NICs (by RDMA device or interface) keep their
+ * description, in the order given; another name is a plain interface. */
+START_TEST(dgx_rails_chosen)
+{
+    tt_topo_settings_t settings = file_settings(fixture(DGX));
+    tt_host_topo_t topo;
+
+    snprintf(settings.rails, sizeof(settings.rails), "%s", "ib6,mlx5_1,veth9");
+    ck_assert_int_eq(tt_topo_discover(&settings, 0, 1, &topo), TUTTI_OK);
+    ck_assert_int_eq(topo.nnics, 3);
+    ck_assert_str_eq(topo.nics[0].name, "mlx5_6");
+    ck_assert_str_eq(topo.nics[0].netdev, "ib6");
+    ck_assert_int_eq(topo.nics[0].kind, TT_NIC_INFINIBAND);
+    ck_assert_int_eq(topo.nics[0].numa, 1);
+    ck_assert_str_eq(topo.nics[1].name, "mlx5_1");
+    ck_assert_int_eq(topo.nics[1].numa, 0);
+    ck_assert_str_eq(topo.nics[2].name, "veth9");
+    ck_assert_int_eq(topo.nics[2].kind, TT_NIC_ETHERNET);
+    /* Local rank 0 is on NUMA node 0; only RDMA NICs are candidates: mlx5_1. */
+    ck_assert_int_eq(topo.my_nic, 1);
+    snprintf(settings.rails, sizeof(settings.rails), "%s", "ib6,ib6");
+    ck_assert_int_eq(tt_topo_discover(&settings, 0, 1, &topo), TUTTI_ERR_INVALID_ARG);
 }
 END_TEST
 
@@ -905,11 +976,14 @@ static Suite *topo_suite(void)
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, live_machine);
     tcase_add_test(tc, nearest_nic_tiers);
+    tcase_add_test(tc, rails_on_live_host);
+    tcase_add_test(tc, bad_rails);
 #ifdef HAVE_HWLOC
     tcase_add_test(tc, live_binding);
     tcase_add_test(tc, hwloc_failure_falls_back);
     tcase_add_test(tc, dgx_counts_and_caches);
     tcase_add_test(tc, dgx_nics);
+    tcase_add_test(tc, dgx_rails_chosen);
     tcase_add_test(tc, dgx_gpus);
     tcase_add_test(tc, dgx_slices_eight_ranks);
     tcase_add_test(tc, dgx_slices_other_counts);

@@ -3,8 +3,8 @@
  * whatever UCX finds; UCX_* variables choose as usual), and, when forced
  * with TUTTI_TRANSPORTS=ucx, inside a host too.
  *
- * One UCP worker per communicator and one endpoint per peer, created with
- * peer error handling: a peer that dies or a link that breaks fails the
+ * One UCP worker per communicator and rail, and one endpoint per peer and
+ * rail, created with peer error handling: a peer that dies or a link that breaks fails the
  * endpoint, its transfers complete with TUTTI_ERR_LINK_FAILED and
  * check_peers reports it, instead of anything hanging.
  * TUTTI_UCX_ERROR_HANDLING=none trades that for speed (3.5x over TCP here):
@@ -20,10 +20,17 @@
  * messages travel by UCP's rendezvous protocol: zero-copy, with UCP's own
  * registration cache.
  *
+ * Rails: when every host has several (tt_transport_params_t), each rail
+ * gets its own worker, from a UCX context limited to that rail's device
+ * (UCX_NET_DEVICES), and a plan's channel c travels on rail c mod rails, so
+ * a plan's channels spread over the host's NICs. Messages of one channel
+ * stay on one worker, which keeps them in order. With one rail, or when the
+ * user set UCX_NET_DEVICES, there is one worker on UCX's own choice.
+ *
  * A receive whose data the caller combines (consume set) lands in a staging
  * buffer, handed over whole on arrival: the destination may be the other
- * operand. Staging buffers are kept for reuse, so their registrations stay
- * cached.
+ * operand. Staging buffers are kept for reuse (up to 64 MiB, by size
+ * class), so their pages and registrations stay.
  */
 #include "config.h"
 
@@ -38,13 +45,21 @@
 
 #define TAG_RANK_BITS 24
 #define TAG_CHECK_MASK ((UINT64_C(1) << (64 - TAG_RANK_BITS)) - 1)
-#define UCX_ADDRESS_MAX 4096 /* bytes of a worker address we can exchange */
-#define STAGING_KEPT 4       /* staging buffers kept for reuse */
+#define UCX_ADDRESS_MAX 1024 /* bytes of a worker address we can exchange (TCP + shm: 250) */
+#define STAGING_CLASSES 40   /* staging buffers come in sizes 64 B << class */
+#define STAGING_KEPT_BYTES ((size_t)64 << 20) /* at most this much kept for reuse */
 
 typedef struct ucx_address {
-    uint32_t len;
-    unsigned char bytes[UCX_ADDRESS_MAX];
+    uint32_t nrails;
+    uint32_t len[TT_TRANSPORT_MAX_RAILS];
+    unsigned char bytes[TT_TRANSPORT_MAX_RAILS][UCX_ADDRESS_MAX]; /* a worker's per rail */
 } ucx_address_t;
+
+/* One rail: a worker on the context of the rail's device. */
+typedef struct ucx_rail {
+    ucp_context_h context;
+    ucp_worker_h worker;
+} ucx_rail_t;
 
 /*
  * One transfer handed to UCX, ours (UCP's own request is opaque): what its
@@ -55,8 +70,9 @@ typedef struct ucx_op {
     tt_xfer_t *x;  /* NULL once the transfer was failed without it (cancel_all) */
     void *request; /* UCP's request while UCX holds the transfer */
     void *staging; /* receives with a consumer: where the data lands */
-    size_t staging_cap;
+    size_t staging_len;
     size_t slot; /* index in the transport's in-flight array */
+    int rail;
     int is_recv; /* receives can be canceled; sends end when their endpoint closes */
     int tracked; /* in that array (the callback may come before: see posted) */
     int ended;   /* the callback came while posting */
@@ -66,16 +82,11 @@ typedef struct ucx_op {
 
 typedef struct ucx_peer {
     int rank;
-    ucp_ep_h ep;
+    ucp_ep_h ep[TT_TRANSPORT_MAX_RAILS];
     tutti_status_t failed; /* TUTTI_OK while the endpoint works */
     int reported;
     char reason[96];
 } ucx_peer_t;
-
-typedef struct staging {
-    void *buf;
-    size_t cap;
-} staging_t;
 
 enum { UCX_ERRORS_PEER, UCX_ERRORS_NONE };
 
@@ -100,16 +111,18 @@ static const tt_config_table_t ucx_config_table = {"ucx", ucx_fields, TT_ARRAY_S
 typedef struct ucx_transport {
     tt_transport_t super;
     ucx_settings_t settings;
-    ucp_context_h context;
-    ucp_worker_h worker;
+    ucx_rail_t rails[TT_TRANSPORT_MAX_RAILS];
+    int nrails;
     int rank, nranks, npeers;
     ucx_peer_t *peers;
     int *index_of_rank; /* communicator rank -> index in peers, or -1 */
     ucx_op_t **inflight;
     size_t ninflight, inflight_cap;
     ucx_op_t *free_ops;
-    tt_xfer_queue_t completed; /* completed at posting: handed over by progress */
-    staging_t staging[STAGING_KEPT];
+    tt_xfer_queue_t completed;           /* completed at posting: handed over by progress */
+    void *staging_free[STAGING_CLASSES]; /* kept buffers per size class, linked through
+                                            their first bytes */
+    size_t staging_kept;                 /* bytes kept */
 } ucx_transport_t;
 
 static int ucx_available(char *why, size_t why_size)
@@ -121,16 +134,85 @@ static int ucx_available(char *why, size_t why_size)
 
 /* ---------------------------------------------------------------- set-up */
 
+/* How many rails to spread over: the hosts' rails, unless the user chose the devices. */
+static int rails_to_use(const tt_transport_params_t *params)
+{
+    if (params->nrails < 2)
+        return 1;
+    if (getenv("UCX_NET_DEVICES") != NULL) {
+        tt_info("ucx: UCX_NET_DEVICES is set: one worker on those devices, not one per rail "
+                "(the hosts have %d)",
+                params->nrails);
+        return 1;
+    }
+    return params->nrails;
+}
+
+/*
+ * Start rail @p r's worker, on @p rail's device (its RDMA device's port 1,
+ * else its interface) or, for NULL, on UCX's choice, and write its address.
+ */
+static tutti_status_t rail_open(ucx_transport_t *tl, int r, const tt_rail_t *rail,
+                                ucx_address_t *addr)
+{
+    ucp_worker_params_t wparams = {.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+                                   .thread_mode = UCS_THREAD_MODE_SERIALIZED};
+    ucx_rail_t *mine = &tl->rails[r];
+    char devices[80];
+    ucp_address_t *address;
+    size_t len;
+    ucs_status_t ucs;
+
+    if (rail != NULL && rail->device[0] != '\0')
+        snprintf(devices, sizeof(devices), "%s:1", rail->device);
+    else if (rail != NULL)
+        snprintf(devices, sizeof(devices), "%s", rail->netdev);
+    TT_CHECK(tt_ucx_context_get(rail != NULL ? devices : NULL, &mine->context));
+    ucs = ucp_worker_create(mine->context, &wparams, &mine->worker);
+    if (ucs != UCS_OK) {
+        mine->worker = NULL;
+        tt_error("ucx: cannot create a worker: %s", ucs_status_string(ucs));
+        return TUTTI_ERR_NO_TRANSPORT;
+    }
+    ucs = ucp_worker_get_address(mine->worker, &address, &len);
+    if (ucs != UCS_OK || len > UCX_ADDRESS_MAX) {
+        tt_error("ucx: worker address: %s",
+                 ucs != UCS_OK ? ucs_status_string(ucs) : "longer than 1024 bytes");
+        if (ucs == UCS_OK)
+            ucp_worker_release_address(mine->worker, address);
+        return TUTTI_ERR_NO_TRANSPORT;
+    }
+    addr->len[r] = (uint32_t)len;
+    memcpy(addr->bytes[r], address, len);
+    ucp_worker_release_address(mine->worker, address);
+    if (rail != NULL)
+        tt_info("ucx: rail %d on %s", r, devices);
+    return TUTTI_OK;
+}
+
+/* Stop the workers and drop the contexts that rail_open started. */
+static void rails_close(ucx_transport_t *tl)
+{
+    for (int r = 0; r < tl->nrails; r++) {
+        if (tl->rails[r].worker != NULL)
+            ucp_worker_destroy(tl->rails[r].worker);
+        if (tl->rails[r].context != NULL)
+            tt_ucx_context_put(tl->rails[r].context);
+    }
+}
+
+static void ucx_free(ucx_transport_t *tl)
+{
+    free(tl->peers);
+    free(tl->index_of_rank);
+    free(tl);
+}
+
 static tutti_status_t ucx_create(const tt_transport_params_t *params, void *address,
                                  tt_transport_t **tl_p)
 {
     ucx_transport_t *tl;
-    ucp_worker_params_t wparams = {.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
-                                   .thread_mode = UCS_THREAD_MODE_SERIALIZED};
     ucx_address_t *addr = address;
-    ucp_address_t *mine;
-    size_t len;
-    ucs_status_t ucs;
     tutti_status_t status = TUTTI_ERR_NO_MEMORY;
 
     if (params->nranks > (1 << TAG_RANK_BITS)) {
@@ -150,42 +232,25 @@ static tutti_status_t ucx_create(const tt_transport_params_t *params, void *addr
     tl->npeers = params->npeers;
     tl->peers = calloc((size_t)params->npeers, sizeof(*tl->peers));
     tl->index_of_rank = tt_peer_index_build(params);
-    if (tl->peers == NULL || tl->index_of_rank == NULL)
-        goto err_free;
+    if (tl->peers == NULL || tl->index_of_rank == NULL) {
+        ucx_free(tl);
+        return status;
+    }
     for (int i = 0; i < params->npeers; i++)
         tl->peers[i].rank = params->peers[i];
-    status = TUTTI_ERR_NO_TRANSPORT;
-    if (tt_ucx_context_get(&tl->context) != TUTTI_OK)
-        goto err_free;
-    ucs = ucp_worker_create(tl->context, &wparams, &tl->worker);
-    if (ucs != UCS_OK) {
-        tt_error("ucx: cannot create a worker: %s", ucs_status_string(ucs));
-        goto err_context;
-    }
-    ucs = ucp_worker_get_address(tl->worker, &mine, &len);
-    if (ucs != UCS_OK || len > UCX_ADDRESS_MAX) {
-        tt_error("ucx: worker address: %s",
-                 ucs != UCS_OK ? ucs_status_string(ucs) : "longer than 4096 bytes");
-        if (ucs == UCS_OK)
-            ucp_worker_release_address(tl->worker, mine);
-        goto err_worker;
-    }
     memset(addr, 0, sizeof(*addr));
-    addr->len = (uint32_t)len;
-    memcpy(addr->bytes, mine, len);
-    ucp_worker_release_address(tl->worker, mine);
+    tl->nrails = rails_to_use(params);
+    addr->nrails = (uint32_t)tl->nrails;
+    for (int r = 0; r < tl->nrails; r++) {
+        status = rail_open(tl, r, tl->nrails > 1 ? &params->rails[r] : NULL, addr);
+        if (status != TUTTI_OK) {
+            rails_close(tl);
+            ucx_free(tl);
+            return status;
+        }
+    }
     *tl_p = &tl->super;
     return TUTTI_OK;
-
-err_worker:
-    ucp_worker_destroy(tl->worker);
-err_context:
-    tt_ucx_context_put();
-err_free:
-    free(tl->peers);
-    free(tl->index_of_rank);
-    free(tl);
-    return status;
 }
 
 /* UCX says an endpoint failed: the peer died or the link broke; we cannot tell which. */
@@ -200,6 +265,32 @@ static void endpoint_failed(void *arg, ucp_ep_h ep, ucs_status_t ucs)
     snprintf(p->reason, sizeof(p->reason), "UCX endpoint failed: %s", ucs_status_string(ucs));
 }
 
+/* Open the endpoint on rail @p r to peer @p p, whose address is @p addr. */
+static tutti_status_t endpoint_open(ucx_transport_t *tl, ucx_peer_t *p, int r,
+                                    const ucx_address_t *addr)
+{
+    int watch = tl->settings.error_handling == UCX_ERRORS_PEER;
+    ucp_ep_params_t params = {
+        .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                      (watch ? UCP_EP_PARAM_FIELD_ERR_HANDLER : 0),
+        .address = (const ucp_address_t *)addr->bytes[r],
+        .err_mode = watch ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE,
+        .err_handler = {.cb = endpoint_failed, .arg = p}};
+    ucs_status_t ucs;
+
+    if (addr->len[r] == 0 || addr->len[r] > UCX_ADDRESS_MAX) {
+        tt_error("ucx: rank %d sent no usable address", p->rank);
+        return TUTTI_ERR_PROTOCOL;
+    }
+    ucs = ucp_ep_create(tl->rails[r].worker, &params, &p->ep[r]);
+    if (ucs != UCS_OK) {
+        p->ep[r] = NULL;
+        tt_error("ucx: cannot reach rank %d: %s", p->rank, ucs_status_string(ucs));
+        return TUTTI_ERR_LINK_FAILED;
+    }
+    return TUTTI_OK;
+}
+
 static tutti_status_t ucx_connect(tt_transport_t *super, const void *addresses)
 {
     ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
@@ -207,28 +298,19 @@ static tutti_status_t ucx_connect(tt_transport_t *super, const void *addresses)
 
     for (int i = 0; i < tl->npeers; i++) {
         ucx_peer_t *p = &tl->peers[i];
-        int watch = tl->settings.error_handling == UCX_ERRORS_PEER;
-        ucp_ep_params_t params = {
-            .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
-                          (watch ? UCP_EP_PARAM_FIELD_ERR_HANDLER : 0),
-            .address = (const ucp_address_t *)addrs[i].bytes,
-            .err_mode = watch ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE,
-            .err_handler = {.cb = endpoint_failed, .arg = p}};
-        ucs_status_t ucs;
-
         if (p->rank == tl->rank)
             continue;
-        if (addrs[i].len == 0 || addrs[i].len > UCX_ADDRESS_MAX) {
-            tt_error("ucx: rank %d sent no usable address", p->rank);
+        if (addrs[i].nrails != (uint32_t)tl->nrails) {
+            tt_error("ucx: rank %d spreads over %u rails, this rank over %d (UCX_NET_DEVICES "
+                     "set on some ranks only?)",
+                     p->rank, addrs[i].nrails, tl->nrails);
             return TUTTI_ERR_PROTOCOL;
         }
-        ucs = ucp_ep_create(tl->worker, &params, &p->ep);
-        if (ucs != UCS_OK) {
-            tt_error("ucx: cannot reach rank %d: %s", p->rank, ucs_status_string(ucs));
-            return TUTTI_ERR_LINK_FAILED;
-        }
+        for (int r = 0; r < tl->nrails; r++)
+            TT_CHECK(endpoint_open(tl, p, r, &addrs[i]));
     }
-    tt_info("ucx: endpoints to %d peers", tl->npeers - 1);
+    tt_info("ucx: endpoints to %d peers on %d rail%s", tl->npeers - 1, tl->nrails,
+            tl->nrails == 1 ? "" : "s");
     return TUTTI_OK;
 }
 
@@ -238,13 +320,23 @@ static tutti_status_t ucx_ready(tt_transport_t *super)
     return TUTTI_OK;
 }
 
+/* One round of progress on every rail's worker; how many events it had. */
+static unsigned progress_rails(ucx_transport_t *tl)
+{
+    unsigned events = 0;
+
+    for (int r = 0; r < tl->nrails; r++)
+        events += ucp_worker_progress(tl->rails[r].worker);
+    return events;
+}
+
 /* Progress @p request (from ucp_ep_close_nbx) until it is done. */
 static void wait_request(ucx_transport_t *tl, ucs_status_ptr_t request)
 {
     if (!UCS_PTR_IS_PTR(request))
         return;
     while (ucp_request_check_status(request) == UCS_INPROGRESS)
-        ucp_worker_progress(tl->worker);
+        progress_rails(tl);
     ucp_request_free(request);
 }
 
@@ -258,74 +350,77 @@ static void ucx_destroy(tt_transport_t *super)
 
     /* Closing fails the requests on the endpoints; what is left are posted receives. */
     for (int i = 0; i < tl->npeers; i++)
-        if (tl->peers[i].ep != NULL)
-            wait_request(tl, ucp_ep_close_nbx(tl->peers[i].ep, &close));
+        for (int r = 0; r < tl->nrails; r++)
+            if (tl->peers[i].ep[r] != NULL)
+                wait_request(tl, ucp_ep_close_nbx(tl->peers[i].ep[r], &close));
     for (size_t i = tl->ninflight; i-- > 0;) /* downwards: a cancel may end a request */
         if (i < tl->ninflight && tl->inflight[i]->is_recv)
-            ucp_request_cancel(tl->worker, tl->inflight[i]->request);
+            ucp_request_cancel(tl->rails[tl->inflight[i]->rail].worker, tl->inflight[i]->request);
     for (int spins = 0; tl->ninflight > 0 && spins < 1000; spins++)
-        ucp_worker_progress(tl->worker);
+        progress_rails(tl);
     for (size_t i = 0; i < tl->ninflight; i++) { /* no callback comes for these any more */
         ucp_request_free(tl->inflight[i]->request);
         free(tl->inflight[i]->staging);
         free(tl->inflight[i]);
     }
-    ucp_worker_destroy(tl->worker);
-    tt_ucx_context_put();
-    for (int i = 0; i < STAGING_KEPT; i++)
-        free(tl->staging[i].buf);
+    rails_close(tl);
+    for (int k = 0; k < STAGING_CLASSES; k++)
+        while (tl->staging_free[k] != NULL) {
+            void *buf = tl->staging_free[k];
+            tl->staging_free[k] = *(void **)buf;
+            free(buf);
+        }
     while (tl->free_ops != NULL) {
         ucx_op_t *op = tl->free_ops;
         tl->free_ops = op->next_free;
         free(op);
     }
     free(tl->inflight);
-    free(tl->peers);
-    free(tl->index_of_rank);
-    free(tl);
+    ucx_free(tl);
 }
 
 /* ---------------------------------------------------------------- staging buffers */
 
-/* A buffer of at least @p len bytes in *buf_p (capacity in *cap_p): a kept one if it fits. */
-static tutti_status_t staging_take(ucx_transport_t *tl, size_t len, void **buf_p, size_t *cap_p)
+/* The size class of a staging buffer for @p len bytes: capacity 64 B << class. */
+static int staging_class(size_t len)
 {
-    int best = -1;
+    int k = 0;
 
-    for (int i = 0; i < STAGING_KEPT; i++)
-        if (tl->staging[i].buf != NULL && tl->staging[i].cap >= len &&
-            (best < 0 || tl->staging[i].cap < tl->staging[best].cap))
-            best = i;
-    if (best >= 0) {
-        *buf_p = tl->staging[best].buf;
-        *cap_p = tl->staging[best].cap;
-        tl->staging[best].buf = NULL;
-        return TUTTI_OK;
-    }
-    *cap_p = TT_MAX(len, (size_t)TT_CACHE_LINE);
-    *buf_p = aligned_alloc(TT_CACHE_LINE, TT_ALIGN_UP(*cap_p, TT_CACHE_LINE));
-    return *buf_p != NULL ? TUTTI_OK : TUTTI_ERR_NO_MEMORY;
+    while (k < STAGING_CLASSES - 1 && ((size_t)TT_CACHE_LINE << k) < len)
+        k++;
+    return k;
 }
 
-/* Keep @p buf for reuse, in place of the smallest kept one if all places are taken. */
-static void staging_give(ucx_transport_t *tl, void *buf, size_t cap)
+/*
+ * A buffer for a message of @p len bytes: a kept one of its size class, so
+ * that receives of one size (a plan's chunks) reuse the same few buffers
+ * and their pages (and UCX's registrations) instead of faulting new ones.
+ */
+static void *staging_take(ucx_transport_t *tl, size_t len)
 {
-    int smallest = 0;
+    int k = staging_class(len);
+    void *buf = tl->staging_free[k];
 
-    for (int i = 0; i < STAGING_KEPT; i++) {
-        if (tl->staging[i].buf == NULL) {
-            smallest = i;
-            break;
-        }
-        if (tl->staging[i].cap < tl->staging[smallest].cap)
-            smallest = i;
-    }
-    if (tl->staging[smallest].buf != NULL && tl->staging[smallest].cap >= cap) {
+    if (buf == NULL)
+        return aligned_alloc(TT_CACHE_LINE, (size_t)TT_CACHE_LINE << k);
+    tl->staging_free[k] = *(void **)buf;
+    tl->staging_kept -= (size_t)TT_CACHE_LINE << k;
+    return buf;
+}
+
+/* Keep @p buf, taken for @p len bytes, for reuse, unless the kept ones reach the limit. */
+static void staging_give(ucx_transport_t *tl, void *buf, size_t len)
+{
+    int k = staging_class(len);
+    size_t cap = (size_t)TT_CACHE_LINE << k;
+
+    if (tl->staging_kept + cap > STAGING_KEPT_BYTES) {
         free(buf);
         return;
     }
-    free(tl->staging[smallest].buf);
-    tl->staging[smallest] = (staging_t){buf, cap};
+    *(void **)buf = tl->staging_free[k];
+    tl->staging_free[k] = buf;
+    tl->staging_kept += cap;
 }
 
 /* ---------------------------------------------------------------- data path */
@@ -344,7 +439,8 @@ static ucx_op_t *op_take(ucx_transport_t *tl, tt_xfer_t *x)
         tl->free_ops = op->next_free;
     else if ((op = malloc(sizeof(*op))) == NULL)
         return NULL;
-    *op = (ucx_op_t){.tl = tl, .x = x};
+    /* A channel keeps to one rail, so its messages keep their order. */
+    *op = (ucx_op_t){.tl = tl, .x = x, .rail = TT_MAX(x->channel, 0) % tl->nrails};
     return op;
 }
 
@@ -352,7 +448,7 @@ static ucx_op_t *op_take(ucx_transport_t *tl, tt_xfer_t *x)
 static void op_give(ucx_transport_t *tl, ucx_op_t *op)
 {
     if (op->staging != NULL)
-        staging_give(tl, op->staging, op->staging_cap);
+        staging_give(tl, op->staging, op->staging_len);
     op->next_free = tl->free_ops;
     tl->free_ops = op;
 }
@@ -462,9 +558,9 @@ static void posted(ucx_transport_t *tl, ucx_op_t *op, ucs_status_ptr_t request)
         if (track(tl, op) == TUTTI_OK)
             return;
         if (op->is_recv) /* its callback finds op untracked; a send just runs its course */
-            ucp_request_cancel(tl->worker, request);
+            ucp_request_cancel(tl->rails[op->rail].worker, request);
         while (!op->ended)
-            ucp_worker_progress(tl->worker);
+            ucp_worker_progress(tl->rails[op->rail].worker);
     } else if (UCS_PTR_IS_ERR(request)) {
         status = status_of(UCS_PTR_STATUS(request));
     } else if (op->ended) {
@@ -509,7 +605,8 @@ static tutti_status_t ucx_send(tt_transport_t *super, tt_xfer_t *x)
     if (op != NULL) {
         ucp_request_param_t param = {
             .op_attr_mask = OP_ATTRS, .cb.send = send_done, .user_data = op};
-        posted(tl, op, ucp_tag_send_nbx(peer_of(tl, x->peer)->ep, x->buf, x->len, tag, &param));
+        ucp_ep_h ep = peer_of(tl, x->peer)->ep[op->rail];
+        posted(tl, op, ucp_tag_send_nbx(ep, x->buf, x->len, tag, &param));
     }
     return TUTTI_OK;
 }
@@ -527,14 +624,17 @@ static tutti_status_t ucx_recv(tt_transport_t *super, tt_xfer_t *x)
         void *dst = x->buf;
         op->is_recv = 1;
         if (x->consume != NULL) {
-            tutti_status_t status = staging_take(tl, x->len, &op->staging, &op->staging_cap);
-            if (status != TUTTI_OK) {
+            op->staging = staging_take(tl, x->len);
+            if (op->staging == NULL) {
                 op_give(tl, op);
-                return status;
+                return TUTTI_ERR_NO_MEMORY;
             }
+            op->staging_len = x->len;
             dst = op->staging;
         }
-        posted(tl, op, ucp_tag_recv_nbx(tl->worker, dst, x->len, tag, ~TAG_CHECK_MASK, &param));
+        posted(tl, op,
+               ucp_tag_recv_nbx(tl->rails[op->rail].worker, dst, x->len, tag, ~TAG_CHECK_MASK,
+                                &param));
     }
     return TUTTI_OK;
 }
@@ -544,7 +644,7 @@ static int ucx_progress(tt_transport_t *super, tt_xfer_t **done)
     ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
     int events = 0;
 
-    while (ucp_worker_progress(tl->worker) != 0)
+    while (progress_rails(tl) != 0)
         events++;
     while (tl->completed.head != NULL) {
         tt_xfer_t *x = tt_xfer_queue_pop(&tl->completed);
@@ -559,7 +659,7 @@ static int ucx_check_peers(tt_transport_t *super, tt_link_event_t *events, int m
     ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
     int n = 0;
 
-    ucp_worker_progress(tl->worker); /* error callbacks run from progress */
+    progress_rails(tl); /* error callbacks run from progress */
     for (int i = 0; i < tl->npeers && n < max; i++) {
         ucx_peer_t *p = &tl->peers[i];
         if (p->failed == TUTTI_OK || p->reported)
@@ -592,7 +692,7 @@ static void ucx_cancel_all(tt_transport_t *super, tutti_status_t status, tt_xfer
         tt_xfer_complete(op->x, status, done);
         op->x = NULL;
         if (op->is_recv)
-            ucp_request_cancel(tl->worker, op->request);
+            ucp_request_cancel(tl->rails[op->rail].worker, op->request);
     }
     while (tl->completed.head != NULL)
         tt_xfer_complete(tt_xfer_queue_pop(&tl->completed), status, done);
