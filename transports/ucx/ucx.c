@@ -4,12 +4,13 @@
  * with TUTTI_TRANSPORTS=ucx, inside a host too.
  *
  * One UCP worker per communicator and rail, and one endpoint per peer and
- * rail, created with peer error handling: a peer that dies or a link that breaks fails the
- * endpoint, its transfers complete with TUTTI_ERR_LINK_FAILED and
- * check_peers reports it, instead of anything hanging.
- * TUTTI_UCX_ERROR_HANDLING=none trades that for speed (3.5x over TCP here):
- * UCX then treats transport errors as fatal and may abort the process when
- * a peer dies.
+ * rail, created with peer error handling: a peer that dies or a link that
+ * breaks fails the endpoint, its transfers complete with
+ * TUTTI_ERR_LINK_FAILED and check_peers reports it, instead of anything
+ * hanging. TUTTI_UCX_ERROR_HANDLING=none gives that up (UCX then treats
+ * transport errors as fatal and may abort the process when a peer dies) and
+ * lets UCX use transports that cannot report a dead peer, such as its own
+ * shared memory.
  *
  * Messages are UCP tagged messages. The worker belongs to one communicator,
  * so the tag only needs to say who sent it: the top TAG_RANK_BITS bits hold
@@ -99,9 +100,10 @@ typedef struct ucx_settings {
 static const tt_config_field_t ucx_fields[] = {
     {"UCX_ERROR_HANDLING", "peer",
      "peer: UCX watches every endpoint (UCP_ERR_HANDLING_MODE_PEER): a dead peer or a broken link "
-     "fails the transfers on it and is reported; none: UCX does not (3.5x the bandwidth over TCP "
-     "where measured), but then UCX treats a transport error as fatal and may abort this process "
-     "when a peer dies: only for jobs that are restarted as a whole anyway",
+     "fails the transfers on it and is reported; none: UCX does not, and may then use transports "
+     "that cannot report a dead peer (its shared memory inside a host), but treats a transport "
+     "error as fatal and may abort this process when a peer dies: only for jobs that are "
+     "restarted as a whole anyway",
      TT_CFG_ENUM, offsetof(ucx_settings_t, error_handling), error_choices},
 };
 
