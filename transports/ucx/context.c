@@ -25,26 +25,41 @@ typedef struct tuned_setting {
     const char *name;     /* what ucp_config_modify takes (no transport prefix) */
     const char *value;
     int up_to_1_13; /* only for UCX 1.13 and older */
+    int tcp;        /* a TCP setting: only where UCX may use TCP */
     const char *why;
 } tuned_setting_t;
 
 static const tuned_setting_t tuned_settings[] = {
     /* UCX up to 1.13 completes a TCP zero-copy send twice when its endpoint fails, and
      * aborts on its own assertion: a peer's death would kill its survivors. */
-    {"UCX_ZCOPY_THRESH", "ZCOPY_THRESH", "inf", 1,
+    {"UCX_ZCOPY_THRESH", "ZCOPY_THRESH", "inf", 1, 0,
      "zero-copy sends off: UCX 1.13's TCP transport aborts when a peer "
      "fails during one"},
     /* TCP moves a message in segments of this size, one system call and one copy each; with
      * UCX's 8K and 64K allreduce between two emulated hosts ran at 0.75 GB/s, with 512K at
      * 1.1-1.3 (README). The buffers are per endpoint that is sending or receiving. */
-    {"UCX_TCP_TX_SEG_SIZE", "TX_SEG_SIZE", "512k", 0,
+    {"UCX_TCP_TX_SEG_SIZE", "TX_SEG_SIZE", "512k", 0, 1,
      "TCP segments of 512K (UCX's 8K costs bandwidth)"},
-    {"UCX_TCP_RX_SEG_SIZE", "RX_SEG_SIZE", "512k", 0,
+    {"UCX_TCP_RX_SEG_SIZE", "RX_SEG_SIZE", "512k", 0, 1,
      "TCP segments of 512K (UCX's 64K costs bandwidth)"},
 };
 
-/* Apply tuned_settings to @p config, each unless the user chose its value. */
-static void tune(ucp_config_t *config)
+/*
+ * Whether a context on @p net_devices may open TCP: not on an RDMA port
+ * ("mlx5_0:1"), nor when UCX_TLS lists transports without tcp. (UCX warns
+ * about settings that no transport it opened took.)
+ */
+static int may_use_tcp(const char *net_devices)
+{
+    const char *tls = getenv("UCX_TLS");
+
+    if (strchr(net_devices, ':') != NULL)
+        return 0;
+    return tls == NULL || tls[0] == '^' || strstr(tls, "tcp") != NULL || strstr(tls, "all");
+}
+
+/* Apply tuned_settings to a context's @p config, each unless the user chose its value. */
+static void tune(ucp_config_t *config, const char *net_devices)
 {
     static int told;
     unsigned major, minor, release;
@@ -53,7 +68,8 @@ static void tune(ucp_config_t *config)
     for (size_t i = 0; i < TT_ARRAY_SIZE(tuned_settings); i++) {
         const tuned_setting_t *t = &tuned_settings[i];
 
-        if ((t->up_to_1_13 && (major > 1 || minor > 13)) || getenv(t->variable) != NULL)
+        if ((t->up_to_1_13 && (major > 1 || minor > 13)) || getenv(t->variable) != NULL ||
+            (t->tcp && !may_use_tcp(net_devices)))
             continue;
         if (ucp_config_modify(config, t->name, t->value) == UCS_OK && !told)
             tt_info("ucx: UCX %u.%u.%u: %s=%s unless set: %s", major, minor, release, t->variable,
@@ -74,7 +90,7 @@ static ucs_status_t create(const char *net_devices, ucp_context_h *context_p)
 
     if (ucs != UCS_OK)
         return ucs;
-    tune(config);
+    tune(config, net_devices);
     if (net_devices[0] != '\0')
         ucs = ucp_config_modify(config, "NET_DEVICES", net_devices);
     if (ucs == UCS_OK)
