@@ -115,6 +115,7 @@ typedef struct ucx_transport {
     ucx_settings_t settings;
     ucx_rail_t rails[TT_TRANSPORT_MAX_RAILS];
     int nrails;
+    size_t rail_ops[TT_TRANSPORT_MAX_RAILS]; /* operations in flight per rail */
     int rank, nranks, npeers;
     ucx_peer_t *peers;
     int *index_of_rank; /* communicator rank -> index in peers, or -1 */
@@ -322,13 +323,20 @@ static tutti_status_t ucx_ready(tt_transport_t *super)
     return TUTTI_OK;
 }
 
-/* One round of progress on every rail's worker; how many events it had. */
-static unsigned progress_rails(ucx_transport_t *tl)
+/*
+ * One round of progress on the rails' workers; how many events they had.
+ * With @p idle_too unset, a rail with nothing in flight is skipped: what
+ * arrives there waits (in the kernel, or as UCX's unexpected messages) for
+ * the receive that will progress it, and small messages, which keep to
+ * channel 0, do not pay for polling the other rails.
+ */
+static unsigned progress_rails(ucx_transport_t *tl, int idle_too)
 {
     unsigned events = 0;
 
     for (int r = 0; r < tl->nrails; r++)
-        events += ucp_worker_progress(tl->rails[r].worker);
+        if (idle_too || tl->nrails == 1 || tl->rail_ops[r] > 0)
+            events += ucp_worker_progress(tl->rails[r].worker);
     return events;
 }
 
@@ -338,7 +346,7 @@ static void wait_request(ucx_transport_t *tl, ucs_status_ptr_t request)
     if (!UCS_PTR_IS_PTR(request))
         return;
     while (ucp_request_check_status(request) == UCS_INPROGRESS)
-        progress_rails(tl);
+        progress_rails(tl, 1);
     ucp_request_free(request);
 }
 
@@ -359,7 +367,7 @@ static void ucx_destroy(tt_transport_t *super)
         if (i < tl->ninflight && tl->inflight[i]->is_recv)
             ucp_request_cancel(tl->rails[tl->inflight[i]->rail].worker, tl->inflight[i]->request);
     for (int spins = 0; tl->ninflight > 0 && spins < 1000; spins++)
-        progress_rails(tl);
+        progress_rails(tl, 1);
     for (size_t i = 0; i < tl->ninflight; i++) { /* no callback comes for these any more */
         ucp_request_free(tl->inflight[i]->request);
         free(tl->inflight[i]->staging);
@@ -468,6 +476,7 @@ static tutti_status_t track(ucx_transport_t *tl, ucx_op_t *op)
     op->slot = tl->ninflight;
     op->tracked = 1;
     tl->inflight[tl->ninflight++] = op;
+    tl->rail_ops[op->rail]++;
     return TUTTI_OK;
 }
 
@@ -477,6 +486,7 @@ static void untrack(ucx_transport_t *tl, ucx_op_t *op)
     tl->inflight[op->slot] = last;
     last->slot = op->slot;
     op->tracked = 0;
+    tl->rail_ops[op->rail]--;
 }
 
 /* Failures of a UCX operation, as the caller sees them. */
@@ -646,7 +656,7 @@ static int ucx_progress(tt_transport_t *super, tt_xfer_t **done)
     ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
     int events = 0;
 
-    while (progress_rails(tl) != 0)
+    while (progress_rails(tl, 0) != 0)
         events++;
     while (tl->completed.head != NULL) {
         tt_xfer_t *x = tt_xfer_queue_pop(&tl->completed);
@@ -661,7 +671,7 @@ static int ucx_check_peers(tt_transport_t *super, tt_link_event_t *events, int m
     ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
     int n = 0;
 
-    progress_rails(tl); /* error callbacks run from progress */
+    progress_rails(tl, 1); /* error callbacks run from progress */
     for (int i = 0; i < tl->npeers && n < max; i++) {
         ucx_peer_t *p = &tl->peers[i];
         if (p->failed == TUTTI_OK || p->reported)
