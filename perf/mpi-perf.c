@@ -5,7 +5,13 @@
  *   mpirun -np 4 mpi-perf allreduce -b 8 -e 64M -f 2
  *
  * MPI has no fp16, bf16 or avg: those rows print as unsupported.
- * In place is MPI_IN_PLACE as the send buffer.
+ * In place is MPI_IN_PLACE as the send buffer. Where tutti's forms differ
+ * from MPI's, the call does what a program porting between them would:
+ *   - reduce-scatter in place: MPI leaves the result at the start of the
+ *     buffer, tutti in block r; the result is moved there (counted in the
+ *     time, a copy of one block);
+ *   - broadcast out of place: MPI's broadcast has one buffer, so the root
+ *     copies its input to the receive buffer first (counted too).
  */
 #include "perf_common.h"
 
@@ -67,27 +73,70 @@ static void mp_describe(void *ctx, char *text, size_t len)
 
 static int mp_supports(perf_coll_kind_t kind, perf_dtype_t dtype, perf_op_t op)
 {
-    return kind == PERF_ALLREDUCE && mpi_dtype(dtype) != MPI_DATATYPE_NULL &&
+    return kind < PERF_NUM_COLLS && mpi_dtype(dtype) != MPI_DATATYPE_NULL &&
            mpi_op(op) != MPI_OP_NULL;
 }
 
-static int mp_run(void *ctx, const perf_call_t *c)
+/* Start @p c: with @p req NULL the blocking form, else the nonblocking one. */
+static int start(const perf_call_t *c, MPI_Request *req)
 {
-    (void)ctx;
-    if (c->count > INT_MAX)
-        return MPI_ERR_COUNT; /* MPI counts are int */
+    const void *in = c->in_place ? MPI_IN_PLACE : c->sendbuf;
+    MPI_Datatype t = mpi_dtype(c->dtype);
+    MPI_Op op = mpi_op(c->op);
+    MPI_Comm w = MPI_COMM_WORLD;
+    int n = (int)c->count, rank;
+
     switch (c->kind) {
     case PERF_ALLREDUCE:
-        return MPI_Allreduce(c->in_place ? MPI_IN_PLACE : c->sendbuf, c->recvbuf, (int)c->count,
-                             mpi_dtype(c->dtype), mpi_op(c->op), MPI_COMM_WORLD);
+        return req ? MPI_Iallreduce(in, c->recvbuf, n, t, op, w, req)
+                   : MPI_Allreduce(in, c->recvbuf, n, t, op, w);
+    case PERF_REDUCE_SCATTER: {
+        /* In place, MPI's buffer is the whole input (sendbuf here). */
+        void *out = c->in_place ? (void *)c->sendbuf : c->recvbuf;
+        return req ? MPI_Ireduce_scatter_block(in, out, n, t, op, w, req)
+                   : MPI_Reduce_scatter_block(in, out, n, t, op, w);
+    }
+    case PERF_ALLGATHER:
+        return req ? MPI_Iallgather(in, n, t, c->recvbuf, n, t, w, req)
+                   : MPI_Allgather(in, n, t, c->recvbuf, n, t, w);
+    case PERF_BROADCAST:
+        MPI_Comm_rank(w, &rank);
+        if (rank == c->root && !c->in_place)
+            memcpy(c->recvbuf, c->sendbuf, c->count * perf_dtype_size(c->dtype));
+        return req ? MPI_Ibcast(c->recvbuf, n, t, c->root, w, req)
+                   : MPI_Bcast(c->recvbuf, n, t, c->root, w);
+    case PERF_REDUCE:
+        /* MPI_IN_PLACE only on the root; the others' input stays where it is. */
+        MPI_Comm_rank(w, &rank);
+        in = c->in_place && rank == c->root ? MPI_IN_PLACE : c->sendbuf;
+        return req ? MPI_Ireduce(in, c->recvbuf, n, t, op, c->root, w, req)
+                   : MPI_Reduce(in, c->recvbuf, n, t, op, c->root, w);
+    case PERF_BARRIER: return req ? MPI_Ibarrier(w, req) : MPI_Barrier(w);
     default: return MPI_ERR_OTHER;
     }
 }
 
-static int mp_sum_doubles(void *ctx, double *values, size_t n)
+static int mp_run(void *ctx, const perf_call_t *c)
+{
+    MPI_Request req;
+    int err;
+
+    (void)ctx;
+    if (c->count > INT_MAX)
+        return MPI_ERR_COUNT; /* MPI counts are int */
+    err = start(c, c->nonblocking ? &req : NULL);
+    if (err == MPI_SUCCESS && c->nonblocking)
+        err = MPI_Wait(&req, MPI_STATUS_IGNORE);
+    if (err == MPI_SUCCESS && c->kind == PERF_REDUCE_SCATTER && c->in_place &&
+        c->recvbuf != c->sendbuf)
+        memmove(c->recvbuf, c->sendbuf, c->count * perf_dtype_size(c->dtype));
+    return err;
+}
+
+static int mp_allreduce_doubles(void *ctx, double *values, size_t n, perf_op_t op)
 {
     (void)ctx;
-    return MPI_Allreduce(MPI_IN_PLACE, values, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    return MPI_Allreduce(MPI_IN_PLACE, values, (int)n, MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD);
 }
 
 static int mp_barrier(void *ctx)
@@ -125,7 +174,7 @@ static const perf_backend_t mpi_backend = {
     .describe = mp_describe,
     .supports = mp_supports,
     .run = mp_run,
-    .sum_doubles = mp_sum_doubles,
+    .allreduce_doubles = mp_allreduce_doubles,
     .barrier = mp_barrier,
     .error_string = mp_error_string,
     .abort = mp_abort,

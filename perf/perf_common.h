@@ -5,11 +5,11 @@
  * A program (tutti-perf, mpi-perf) describes its library as one
  * perf_backend_t and calls perf_main(). The backend only moves data; what a
  * collective means (buffer sizes, in-place layout, the expected result, the
- * bus-bandwidth factor) lives in the collective table in perf_common.c, so
+ * bus-bandwidth factor) lives in the collective table in perf_colls.c, so
  * a new collective is one row there plus one case in each backend's run().
  *
- * This header and perf_common.c use standard C and POSIX only: mpi-perf is
- * built without the tutti library.
+ * This header and the perf_*.c files use standard C and POSIX only:
+ * mpi-perf is built without the tutti library.
  */
 #ifndef PERF_COMMON_H
 #define PERF_COMMON_H
@@ -35,14 +35,23 @@ typedef enum perf_dtype {
 /* Reduction operations, in the order of tutti_op_t. */
 typedef enum perf_op { PERF_SUM, PERF_PROD, PERF_MIN, PERF_MAX, PERF_AVG, PERF_NUM_OPS } perf_op_t;
 
-/* Collectives the benchmark knows. Only allreduce has a row in the table so far. */
-typedef enum perf_coll_kind { PERF_ALLREDUCE, PERF_NUM_COLLS } perf_coll_kind_t;
+/* Collectives the benchmark knows. */
+typedef enum perf_coll_kind {
+    PERF_ALLREDUCE,
+    PERF_REDUCE_SCATTER,
+    PERF_ALLGATHER,
+    PERF_BROADCAST,
+    PERF_REDUCE,
+    PERF_BARRIER,
+    PERF_NUM_COLLS
+} perf_coll_kind_t;
 
 /*
- * One call as the benchmark makes it, with counts as the library's API takes
- * them. In place means sendbuf points into recvbuf where the collective's
- * in-place form wants it (for allreduce: sendbuf == recvbuf); a backend whose
- * API spells in place differently (MPI_IN_PLACE) translates.
+ * One call as the benchmark makes it, with counts and in-place layouts as
+ * tutti's API takes them (tutti.h): allreduce, broadcast and reduce
+ * sendbuf == recvbuf; all-gather sendbuf == recvbuf + rank * count;
+ * reduce-scatter recvbuf == sendbuf + rank * count. A backend whose API
+ * spells in place differently (MPI_IN_PLACE) translates.
  */
 typedef struct perf_call {
     perf_coll_kind_t kind;
@@ -53,6 +62,7 @@ typedef struct perf_call {
     perf_op_t op; /* reductions only */
     int root;     /* rooted collectives only */
     int in_place;
+    int nonblocking; /* use the nonblocking form, then wait for it */
 } perf_call_t;
 
 /*
@@ -70,10 +80,10 @@ typedef struct perf_backend {
     void (*describe)(void *ctx, char *text, size_t len);
     /* 1 if the library can run this collective on this type and op, else 0. */
     int (*supports)(perf_coll_kind_t kind, perf_dtype_t dtype, perf_op_t op);
-    /* Run one blocking collective. */
+    /* Run one collective; return when it is complete. */
     int (*run)(void *ctx, const perf_call_t *call);
-    /* Sum @p n doubles over all ranks, in place, on every rank (times, counts). */
-    int (*sum_doubles)(void *ctx, double *values, size_t n);
+    /* Combine @p n doubles over all ranks with @p op (sum, min or max), in place, on every rank. */
+    int (*allreduce_doubles)(void *ctx, double *values, size_t n, perf_op_t op);
     /* Return once every rank has entered. */
     int (*barrier)(void *ctx);
     const char *(*error_string)(int err);
@@ -100,6 +110,8 @@ int perf_main(int argc, char **argv, const perf_backend_t *backend);
 
 /* Name of a type or op as the table prints it ("fp32", "sum"). */
 const char *perf_dtype_name(perf_dtype_t dtype);
+/* Bytes of one element of @p dtype. */
+size_t perf_dtype_size(perf_dtype_t dtype);
 const char *perf_op_name(perf_op_t op);
 
 #endif /* PERF_COMMON_H */

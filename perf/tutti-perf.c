@@ -59,19 +59,47 @@ static int tp_supports(perf_coll_kind_t kind, perf_dtype_t dtype, perf_op_t op)
     return 1;
 }
 
-static int tp_run(void *ctx, const perf_call_t *c)
+/* Start @p c: with @p req NULL the blocking form, else the nonblocking one. */
+static tutti_status_t start(tutti_comm_t comm, const perf_call_t *c, tutti_request_t *req)
 {
+    tutti_datatype_t t = dtype_map[c->dtype];
+    tutti_op_t op = op_map[c->op];
+
     switch (c->kind) {
     case PERF_ALLREDUCE:
-        return tutti_allreduce(c->sendbuf, c->recvbuf, c->count, dtype_map[c->dtype], op_map[c->op],
-                               (tutti_comm_t)ctx);
+        return req ? tutti_iallreduce(c->sendbuf, c->recvbuf, c->count, t, op, comm, req)
+                   : tutti_allreduce(c->sendbuf, c->recvbuf, c->count, t, op, comm);
+    case PERF_REDUCE_SCATTER:
+        return req ? tutti_ireduce_scatter(c->sendbuf, c->recvbuf, c->count, t, op, comm, req)
+                   : tutti_reduce_scatter(c->sendbuf, c->recvbuf, c->count, t, op, comm);
+    case PERF_ALLGATHER:
+        return req ? tutti_iallgather(c->sendbuf, c->recvbuf, c->count, t, comm, req)
+                   : tutti_allgather(c->sendbuf, c->recvbuf, c->count, t, comm);
+    case PERF_BROADCAST:
+        return req ? tutti_ibroadcast(c->sendbuf, c->recvbuf, c->count, t, c->root, comm, req)
+                   : tutti_broadcast(c->sendbuf, c->recvbuf, c->count, t, c->root, comm);
+    case PERF_REDUCE:
+        return req ? tutti_ireduce(c->sendbuf, c->recvbuf, c->count, t, op, c->root, comm, req)
+                   : tutti_reduce(c->sendbuf, c->recvbuf, c->count, t, op, c->root, comm);
+    case PERF_BARRIER: return req ? tutti_ibarrier(comm, req) : tutti_barrier(comm);
     default: return TUTTI_ERR_UNSUPPORTED;
     }
 }
 
-static int tp_sum_doubles(void *ctx, double *values, size_t n)
+static int tp_run(void *ctx, const perf_call_t *c)
 {
-    return tutti_allreduce(values, values, n, TUTTI_FP64, TUTTI_SUM, (tutti_comm_t)ctx);
+    tutti_request_t req;
+    tutti_status_t s;
+
+    if (!c->nonblocking)
+        return start((tutti_comm_t)ctx, c, NULL);
+    s = start((tutti_comm_t)ctx, c, &req);
+    return s == TUTTI_OK ? tutti_wait(req) : s;
+}
+
+static int tp_allreduce_doubles(void *ctx, double *values, size_t n, perf_op_t op)
+{
+    return tutti_allreduce(values, values, n, TUTTI_FP64, op_map[op], (tutti_comm_t)ctx);
 }
 
 static int tp_barrier(void *ctx)
@@ -101,7 +129,7 @@ static const perf_backend_t tutti_backend = {
     .describe = tp_describe,
     .supports = tp_supports,
     .run = tp_run,
-    .sum_doubles = tp_sum_doubles,
+    .allreduce_doubles = tp_allreduce_doubles,
     .barrier = tp_barrier,
     .error_string = tp_error_string,
     .abort = tp_abort,

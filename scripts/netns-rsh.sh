@@ -2,6 +2,8 @@
 # A remote-launch agent for Open MPI (--mca plm_rsh_agent) on the namespace
 # test cluster (scripts/cluster.sh): where mpirun would run "ssh HOST CMD",
 # this runs CMD in the namespace called HOST. Needs root, like ip netns exec.
+# Give mpirun --mca rtc_hwloc_vmhole none too (README: the hosts share a host
+# name, and Open MPI's daemons collide on a shared-memory topology file).
 #   netns-rsh.sh HOST COMMAND...
 host=$1
 shift

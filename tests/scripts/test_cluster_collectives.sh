@@ -5,7 +5,8 @@
 # (tests/lib/netns.h), shared memory inside a host and UCX between hosts.
 # Every collective, datatype and op against the reference on 1-8 ranks, with
 # flat rings and with hierarchical plans; a large allreduce between two hosts
-# must spread over both rails (the interfaces' byte counters); then the
+# must spread over both rails (the interfaces' byte counters); tutti-perf
+# checks every collective on the 3 hosts x 2 ranks; then the
 # failure tests across hosts: a rank killed mid-allreduce, and the second
 # host's rail-0 link cut mid-allreduce (every rank must fail within the
 # deadlines, none may hang). Needs root and UCX; skipped (77) otherwise.
@@ -27,7 +28,8 @@ done
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
 
 export TT_CLUSTER_PREFIX="tc$$-"
-trap '"$cluster" down >/dev/null 2>&1' EXIT
+tmp_out=$(mktemp)
+trap '"$cluster" down >/dev/null 2>&1; rm -f "$tmp_out"' EXIT
 "$cluster" up 3 --rails 2 >/dev/null || skip "cannot make network namespaces here"
 h0=${TT_CLUSTER_PREFIX}h0
 export TT_TEST_NETNS="$h0,${TT_CLUSTER_PREFIX}h1,${TT_CLUSTER_PREFIX}h2"
@@ -58,6 +60,17 @@ else
     echo "FAIL: tutti-perf across 2 hosts"
     failures=$((failures + 1))
 fi
+echo "== tutti-perf, every collective checked, 3 hosts x 2 ranks"
+for coll in allreduce reduce_scatter allgather broadcast reduce barrier; do
+    if ! "$builddir/tools/tutti-run" --hosts "$TT_TEST_NETNS" -n 2 "$builddir/perf/tutti-perf" \
+        "$coll" -b 8 -e 4M -f 64 -n 2 -w 1 -r 3 -d int32,bf16 >"$tmp_out" 2>&1 ||
+        ! grep -q '^\[0\] # Out of bounds values : 0 OK$' "$tmp_out"; then
+        sed 's/^/  | /' "$tmp_out"
+        echo "FAIL: tutti-perf $coll across 3 hosts"
+        failures=$((failures + 1))
+    fi
+done
+
 echo "== check_faults, 3 hosts, with a link cut"
 TT_TEST_CUT_LINK="'$cluster' link 1 0 down" TT_TEST_RESTORE_LINK="'$cluster' link 1 0 up" \
     "$builddir/tests/unit/check_faults" || failures=$((failures + 1))

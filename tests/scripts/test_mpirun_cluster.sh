@@ -4,8 +4,9 @@
 # starts its daemons on the other hosts through scripts/netns-rsh.sh (its
 # remote-launch agent, in place of ssh). Each rank must land in its host's
 # namespace, and tutti must initialise from Open MPI's environment and run a
-# checked allreduce across the hosts. Needs root and mpirun; skipped (77)
-# otherwise.
+# checked allreduce across the hosts; then tutti-perf, unchanged, runs every
+# collective under mpirun with its checks on. Needs root and mpirun;
+# skipped (77) otherwise.
 #
 #   tests/scripts/test_mpirun_cluster.sh [BUILDDIR]
 set -uo pipefail
@@ -33,7 +34,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 secret=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 mpi() { # mpirun in host 0, 2 ranks per host, its daemons and traffic on rail 0
     timeout 120 ip netns exec "$h0" mpirun --host "$h0:2,$h1:2" -np 4 \
-        --mca plm_rsh_agent "$top/scripts/netns-rsh.sh" \
+        --mca plm_rsh_agent "$top/scripts/netns-rsh.sh" --mca rtc_hwloc_vmhole none \
         --mca oob_tcp_if_include rail0 --mca btl_tcp_if_include rail0 "$@"
 }
 failures=0
@@ -55,6 +56,16 @@ mpi -x TUTTI_ADDR=198.18.0.1:29517 -x TUTTI_SECRET="$secret" "$prog" >"$out" 2>&
 for r in 0 1 2 3; do
     grep -qx "rank $r of 4: sum 10" "$out" || fail "rank $r did not report the sum"
 done
+
+# One launch runs the perf suite's collectives one after the other (each its own tutti job).
+perf="$builddir/perf/tutti-perf"
+script='for c in allreduce reduce_scatter allgather broadcast reduce barrier; do
+    "$0" "$c" -b 8 -e 1M -f 32 -n 2 -w 1 -r 1 || exit 1
+done'
+mpi -x TUTTI_ADDR=198.18.0.1:29518 -x TUTTI_SECRET="$secret" /bin/sh -c "$script" "$perf" \
+    >"$out" 2>&1 || fail "tutti-perf under mpirun failed"
+n=$(grep -c '^# Out of bounds values : 0 OK$' "$out")
+[ "$n" -eq 6 ] || fail "tutti-perf under mpirun: $n of 6 collectives checked clean"
 
 if [ "$failures" -ne 0 ]; then
     echo "test_mpirun_cluster: $failures checks failed"

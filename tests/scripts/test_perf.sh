@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Test tutti-perf's checker (never its timings): runs on 3 local ranks must
-# report every row with #wrong 0 and exit 0, and a run that corrupts one
-# result element per check (--corrupt) must report exactly that and exit 1.
+# Test tutti-perf (never its timings) on 3 local ranks: for every
+# collective, runs must report every row with #wrong 0 and exit 0, and a run
+# that corrupts one result element per check (--corrupt) must report exactly
+# that and exit 1. Also the table's shape, the header, the flags (-a, -z,
+# -J, bad ones: exit 2) and the JSON file (valid, the table's figures; jq
+# checks it when installed).
 #
 #   tests/scripts/test_perf.sh [BUILDDIR]
 #
@@ -91,9 +94,68 @@ if perf 0 allreduce -b 1 -e 8 -d fp64 -n 1 -w 0; then
     rows | awk '$1 != 8 || $2 != 1 { exit 1 }' || fail "expected one row of 8 B, 1 element"
 fi
 
+# Every other collective: checked sweeps, with their own sizes and busbw factors, then --corrupt.
+# -b 8 -e 64K -f 8: 8, 64, 512, 4K, 32K; the gathered ones count whole blocks of 3 ranks.
+small=(-b 8 -e 64K -f 8 -n 2 -w 1)
+for coll in reduce_scatter allgather broadcast reduce; do
+    root=()
+    case $coll in broadcast | reduce) root=(-r 1) ;; esac
+    types=(-d all)
+    case $coll in reduce_scatter | reduce) types+=(-o all) ;; esac
+    if perf 0 "$coll" "${small[@]}" "${root[@]}" "${types[@]}"; then
+        rows | awk '$9 != 0 || $13 != 0 { bad = 1 } END { exit bad }' || fail "$coll: wrong results"
+        expect_footer "0 OK"
+    fi
+    if perf 1 "$coll" "${small[@]}" "${root[@]}" -d int8,fp16 --corrupt; then
+        expect_rows "$(rows | wc -l)" 1
+        expect_footer "$(($(rows | wc -l) * 2)) FAILED"
+    fi
+done
+# The sizes of the gathered collectives are whole vectors: 3 blocks of 2 fp32 elements is 24 B.
+if perf 0 allgather -b 24 -e 24 -n 1 -w 0; then
+    rows | awk '$1 != 24 || $2 != 2 { exit 1 }' || fail "allgather: expected 24 B, 2 elements"
+    grep -q 'busbw = algbw \* (n-1)/n' "$out" || fail "allgather: busbw factor not in the header"
+fi
+if perf 0 barrier -n 3 -w 1 -d all; then
+    expect_rows 1 0
+    rows | awk '$1 != 0 || $3 != "none" { exit 1 }' || fail "barrier: expected one row of 0 B"
+fi
+
+# The nonblocking calls (-z 0), and every way of combining the ranks' times (-a).
+for flags in "-z 0" "-a 0" "-a 2" "-a 3"; do
+    # shellcheck disable=SC2086 # two words
+    if perf 0 allreduce -b 8 -e 64K -f 8 -n 2 -w 1 $flags; then
+        expect_rows 5 0
+    fi
+done
+grep -q 'max over ranks' "$out" || fail "-a 3 not in the header"
+
+# JSON: the table's rows, figures and footer, as a document jq can read.
+json=$(mktemp)
+trap 'rm -f "$out" "$err" "$json"' EXIT
+if perf 0 reduce -b 8 -e 4K -f 8 -r 2 -n 2 -w 1 -d int32,fp64 -o sum,max -J "$json"; then
+    if command -v jq >/dev/null; then
+        jq -e '.collective == "reduce" and .nranks == '"$nranks"' and .wrong_total == 0
+               and (.rows | length) == 16 and all(.rows[]; .root == 2 and .in_place.wrong == 0)' \
+            "$json" >/dev/null || fail "JSON does not say what the table says: $(cat "$json")"
+        # The table's out-of-place times, to 2 decimals, are the JSON's.
+        diff <(rows | awk '{ print $6 }') \
+            <(jq -r '.rows[].out_of_place.time_us' "$json" | awk '{ printf "%.2f\n", $1 }') \
+            >/dev/null || fail "JSON times differ from the table's"
+    else
+        echo "   (jq not installed: JSON not parsed)"
+        grep -q '"rows"' "$json" || fail "no rows in the JSON file"
+    fi
+fi
+perf 3 allreduce -b 8 -e 8 -J /nonexistent/dir/out.json || true
+
 # Bad flags: exit status 2.
 perf 2 allreduce -d fp128 || true
 perf 2 allreduce -b 1M -e 1K || true
+perf 2 allreduce -a 4 || true
+perf 2 allreduce -z 2 || true
+perf 2 allgatherv || true
+perf 2 broadcast -r 3 || true
 
 if [ "$failures" -gt 0 ]; then
     echo "test_perf: $failures failure(s)" >&2
