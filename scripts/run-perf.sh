@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# The main job: the perf suite for allreduce over 4 local ranks (shared memory),
-# printing the nccl-tests-style table. Extra arguments go to tutti-perf.
+# The main job: the perf suite over 4 local ranks (shared memory), every
+# collective in turn, each printing its nccl-tests-style table. With
+# arguments, one tutti-perf run instead: run-perf.sh COLLECTIVE [FLAGS...]
+# (TUTTI_NRANKS sets the rank count).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${TUTTI_BUILD_DIR:-$top/build}
 "$top/scripts/setup.sh" "$build" --enable-werror >&2
-args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(-b 8 -e 64M -f 2)
-exec "$build/tools/tutti-run" -n "${TUTTI_NRANKS:-4}" "$build/perf/tutti-perf" allreduce "${args[@]}"
+run=("$build/tools/tutti-run" -n "${TUTTI_NRANKS:-4}" "$build/perf/tutti-perf")
+if [ $# -gt 0 ]; then
+    exec "${run[@]}" "$@"
+fi
+for coll in allreduce reduce_scatter allgather broadcast reduce barrier; do
+    "${run[@]}" "$coll" -b 8 -e 64M -f 4
+done
