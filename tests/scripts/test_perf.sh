@@ -149,6 +149,31 @@ if perf 0 reduce -b 8 -e 4K -f 8 -r 2 -n 2 -w 1 -d int32,fp64 -o sum,max -J "$js
 fi
 perf 3 allreduce -b 8 -e 8 -J /nonexistent/dir/out.json || true
 
+# Launchers' environments, no tutti-run: torchrun's (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)
+# and Slurm's (SLURM_PROCID, SLURM_NTASKS; the rendezvous in TUTTI_ADDR), 3 ranks started by hand.
+port_base=$((20000 + $$ % 20000))
+for launcher in torchrun slurm; do
+    echo "== tutti-perf allreduce, 3 ranks started with $launcher's variables"
+    pids=()
+    port=$((port_base++))
+    for r in 0 1 2; do
+        case $launcher in
+        torchrun) vars=(RANK=$r WORLD_SIZE=3 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port) ;;
+        slurm) vars=(SLURM_PROCID=$r SLURM_NTASKS=3 SLURM_JOB_ID=$port TUTTI_ADDR=127.0.0.1:$port) ;;
+        esac
+        env -u TUTTI_RANK -u TUTTI_NRANKS -u TUTTI_ADDR -u TUTTI_SECRET "${vars[@]}" \
+            timeout 120 "$perf" allreduce -b 8 -e 64K -f 8 -n 2 -w 1 >"$out.$r" 2>&1 &
+        pids+=($!)
+    done
+    status=0
+    for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+    cp "$out.0" "$out"
+    [ "$status" -eq 0 ] || fail "$launcher: a rank exited with status $status: $(cat "$out".[012])"
+    expect_rows 5 0
+    expect_footer "0 OK"
+    rm -f "$out".[012]
+done
+
 # Bad flags: exit status 2.
 perf 2 allreduce -d fp128 || true
 perf 2 allreduce -b 1M -e 1K || true
