@@ -4,7 +4,11 @@
 # this runs CMD in the namespace called HOST. Needs root, like ip netns exec.
 # Give mpirun --mca rtc_hwloc_vmhole none too (README: the hosts share a host
 # name, and Open MPI's daemons collide on a shared-memory topology file).
-#   netns-rsh.sh HOST COMMAND...
+#   netns-rsh.sh [SSH OPTIONS] HOST COMMAND...
+# Options before HOST (MPICH's launcher passes ssh's -x) are ignored.
+while [ "${1#-}" != "$1" ]; do
+    shift
+done
 host=$1
 shift
 exec ip netns exec "$host" /bin/sh -c "$*"
