@@ -16,9 +16,9 @@
 #
 #   perf/compare.sh [-n "2 4"] [-H HOSTS] [-c COLLECTIVES] [-r ROUNDS] [-o DIR] BUILDDIR
 #
-# Results: a table per rank count and collective (the 8 B row as latency,
-# the others as bus bandwidth, medians over the rounds, and tutti's ratio
-# to each peer, > 1 meaning tutti is better), DIR/compare.csv (medians),
+# Results: a table per rank count and collective (times up to 32 KiB, bus
+# bandwidth above, medians over the rounds, and tutti's ratio to each peer,
+# from the times, > 1 meaning tutti is faster), DIR/compare.csv (medians),
 # DIR/compare-raw.csv (every sample) and a plot per table, busbw against
 # size, one line per library (DIR/<setup>-<collective>.png, gnuplot).
 set -euo pipefail
@@ -198,22 +198,23 @@ have_gnuplot=$(command -v gnuplot || true)
 for s in "${setups[@]}"; do
     for c in $colls; do
         echo
-        echo "## $c, $(setup_name "$s"): 8 B as latency (us, lower is better), the rest busbw (GB/s)"
+        echo "## $c, $(setup_name "$s"): up to 32 KiB time (us, lower is better), then busbw (GB/s)"
         printf '%-9s' size
         for lib in "${libs[@]}"; do printf ' %9s' "${label[$lib]}"; done
         for lib in "${libs[@]:1}"; do printf ' %13s' "vs ${label[$lib]}"; done
         echo
         for size in $(awk -F, -v s="$s" -v c="$c" '$1 == s && $2 == c { print $4 }' "$summary" | sort -un); do
             f=6
-            [ "$size" -le 8 ] && f=5
+            [ "$size" -le 32768 ] && f=5
             printf '%-9s' "$size"
-            t=$(value "$s" "$c" tutti "$size" "$f")
+            t=$(value "$s" "$c" tutti "$size" 5)
             for lib in "${libs[@]}"; do printf ' %9s' "$(value "$s" "$c" "$lib" "$size" "$f")"; done
+            # The ratio of the times (the same as that of the bandwidths, but not rounded).
             for lib in "${libs[@]:1}"; do
-                p=$(value "$s" "$c" "$lib" "$size" "$f")
-                awk -v t="$t" -v p="$p" -v lat="$((f == 5))" 'BEGIN {
-                    if (t == "" || p == "" || t + 0 == 0 || p + 0 == 0) { printf " %13s", "-"; exit }
-                    printf " %12.2fx", lat ? p / t : t / p }'
+                p=$(value "$s" "$c" "$lib" "$size" 5)
+                awk -v t="$t" -v p="$p" 'BEGIN {
+                    if (t == "" || p == "" || t + 0 == 0) printf " %13s", "-"
+                    else printf " %12.2fx", p / t }'
             done
             echo
         done
@@ -235,6 +236,6 @@ for s in "${setups[@]}"; do
     done
 done
 echo
-echo "# medians of $rounds rounds, out-of-place; ratio > 1: tutti better (latency: peer time / tutti"
-echo "# time; bandwidth: tutti busbw / peer busbw); $summary, samples in $raw"
+echo "# medians of $rounds rounds, out-of-place; ratio = peer time / tutti time (> 1: tutti faster);"
+echo "# $summary, samples in $raw"
 [ -n "$have_gnuplot" ] || echo "# no gnuplot: no plots (apt-get install gnuplot-nox)"

@@ -208,15 +208,48 @@ static void run_row(perf_run_t *run, size_t count)
         perf_report_row(run, &row);
 }
 
+/* Inputs do not depend on the count: fill the send buffer once, at its largest. */
+static void prepare_block(perf_run_t *run)
+{
+    run->sum_max = 127 / run->nranks > 0 ? 127 / run->nranks : 1;
+    fill_inputs(run, run->send, run->send_bytes / perf_dtypes[run->dtype].size);
+}
+
+/*
+ * Before the first row, as nccl-tests does: the warm-up calls at the largest
+ * size, then at the smallest, so that what a library sets up lazily (UCX
+ * finishes wiring its endpoints over the first messages) is done before
+ * anything is timed.
+ */
+static void warm_up(perf_run_t *run)
+{
+    const perf_opts_t *o = run->opts;
+    const perf_coll_t *coll = o->coll;
+    size_t es, counts[2];
+
+    run->dtype = o->dtype_list[0];
+    run->op = o->op_list[0];
+    if (!run->be->supports(coll->kind, run->dtype, coll->has_op ? run->op : PERF_SUM))
+        return;
+    es = perf_dtypes[run->dtype].size;
+    counts[0] = coll->count_of(o->max_bytes, es, run->nranks);
+    counts[1] = coll->count_of(o->min_bytes, es, run->nranks);
+    prepare_block(run);
+    for (int k = 0; k < 2; k++) {
+        perf_call_t call = {coll->kind, run->send, run->recv, counts[k],   run->dtype,
+                            run->op,    o->root,   0,         !o->blocking};
+        for (long i = 0; i < o->warmup; i++)
+            run_call(run, &call);
+    }
+}
+
 /* Every row of one type and op. */
 static void run_block(perf_run_t *run)
 {
     const perf_opts_t *o = run->opts;
     size_t es = perf_dtypes[run->dtype].size, prev = SIZE_MAX;
 
-    /* Inputs do not depend on the count: fill the send buffer once, at its largest. */
-    run->sum_max = 127 / run->nranks > 0 ? 127 / run->nranks : 1;
-    fill_inputs(run, run->send, run->send_bytes / es);
+    prepare_block(run);
 
     for (size_t bytes = o->min_bytes; bytes <= o->max_bytes;) {
         size_t count = o->coll->count_of(bytes, es, run->nranks);
@@ -291,6 +324,7 @@ static int run_all(perf_run_t *run)
 
     if (report_begin(run) != 0)
         return -1;
+    warm_up(run);
     /* A collective without data (barrier) runs once, whatever the types. */
     for (int d = 0; d < (o->coll->has_size ? o->ndtypes : 1); d++) {
         for (int p = 0; p < (o->coll->has_op ? o->nops : 1); p++) {
