@@ -13,6 +13,10 @@
  * period) and tutti-run exits with the failing rank's code; shared-memory
  * segments a crashed rank left behind are removed.
  *
+ * With --bind, rank r runs on one CPU only: the (r mod C)-th of the C CPUs
+ * tutti-run itself may use (so tutti sees a real binding, and two ranks of
+ * a benchmark cannot land on one core by chance).
+ *
  * With --hosts, ranks are numbered host-major and each runs in its host's
  * network namespace under `ip netns exec`, which execs the program: the pid
  * watched is the rank's. The rendezvous is on the first host's address
@@ -29,6 +33,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +69,8 @@ typedef struct job {
     int per_host;      /* ranks per host: LOCAL_WORLD_SIZE */
     run_host_t *hosts; /* --hosts, or NULL: every rank on this host */
     char **argv;       /* the program and its arguments */
+    int bind;          /* --bind: pin each rank to one CPU */
+    cpu_set_t cpus;    /* the CPUs tutti-run may use, for --bind */
 } job_t;
 
 static volatile sig_atomic_t interrupted;
@@ -76,14 +83,16 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: tutti-run -n N [--hosts NS,NS,...] [--timeout SECONDS] [--no-prefix]\n"
-            "                 program [args...]\n"
+            "usage: tutti-run -n N [--hosts NS,NS,...] [--bind] [--timeout SECONDS]\n"
+            "                 [--no-prefix] program [args...]\n"
             "  -n, --np N          number of ranks to start on this host (with --hosts: on\n"
             "                      each host)\n"
             "  -H, --hosts LIST    run on these hosts: network namespaces, comma-separated\n"
             "                      (scripts/cluster.sh hosts lists the test cluster's); ranks\n"
             "                      are numbered host-major, the rendezvous is on the first\n"
             "                      host's rail0 address; needs root and ip (iproute2)\n"
+            "  -b, --bind          pin rank r to one CPU: the (r mod C)-th of the C CPUs\n"
+            "                      tutti-run may use\n"
             "  -t, --timeout S     stop every rank after S seconds (exit code 124)\n"
             "      --no-prefix     do not prefix output lines with the rank\n"
             "  -h, --help          this text\n");
@@ -111,6 +120,22 @@ static void set_env_int(const char *name, int value)
     char text[32];
     snprintf(text, sizeof(text), "%d", value);
     setenv(name, text, 1);
+}
+
+/* --bind: pin the calling process to the (rank mod C)-th of the job's C CPUs. */
+static void bind_rank(int rank, const job_t *job)
+{
+    int count = CPU_COUNT(&job->cpus), k = rank % count;
+    cpu_set_t one;
+
+    CPU_ZERO(&one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &job->cpus) && k-- == 0) {
+            CPU_SET(cpu, &one);
+            break;
+        }
+    if (sched_setaffinity(0, sizeof(one), &one) != 0)
+        fprintf(stderr, "tutti-run: rank %d: cannot bind to a CPU: %s\n", rank, strerror(errno));
 }
 
 /* In the child: the rank's environment, then exec. Never returns. */
@@ -148,6 +173,8 @@ static void exec_rank(int rank, const job_t *job, int out_fd, int err_fd)
         memcpy(argv + 4, job->argv, (size_t)argc * sizeof(*argv));
         program = "ip";
     }
+    if (job->bind)
+        bind_rank(rank, job);
     dup2(out_fd, STDOUT_FILENO);
     dup2(err_fd, STDERR_FILENO);
     execvp(argv[0], argv);
@@ -269,9 +296,13 @@ static void sweep_segments(const rank_t *ranks, int nranks)
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"np", required_argument, NULL, 'n'},      {"hosts", required_argument, NULL, 'H'},
-        {"timeout", required_argument, NULL, 't'}, {"no-prefix", no_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"np", required_argument, NULL, 'n'},
+        {"hosts", required_argument, NULL, 'H'},
+        {"timeout", required_argument, NULL, 't'},
+        {"no-prefix", no_argument, NULL, 'P'},
+        {"bind", no_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int nranks = 0, prefix = 1, timeout = 0, opt, first_failure = -1, alive, result = 0, port;
     time_t deadline = 0, kill_at = 0;
@@ -282,12 +313,15 @@ int main(int argc, char **argv)
     rank_t *ranks;
     struct sigaction sa;
 
-    while ((opt = getopt_long(argc, argv, "+n:H:t:h", options, NULL)) != -1) {
+    int bind = 0;
+
+    while ((opt = getopt_long(argc, argv, "+n:H:bt:h", options, NULL)) != -1) {
         switch (opt) {
         case 'n': nranks = atoi(optarg); break;
         case 'H': hosts = optarg; break;
         case 't': timeout = atoi(optarg); break;
         case 'P': prefix = 0; break;
+        case 'b': bind = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -296,7 +330,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    job = (job_t){.nranks = nranks, .per_host = nranks, .argv = argv + optind};
+    job = (job_t){.nranks = nranks, .per_host = nranks, .argv = argv + optind, .bind = bind};
+    if (bind && sched_getaffinity(0, sizeof(job.cpus), &job.cpus) != 0) {
+        perror("tutti-run: --bind: sched_getaffinity");
+        return 1;
+    }
     if (hosts != NULL) {
         int status = prepare_hosts(&job, hosts, host, sizeof(host), &port);
         if (status != 0) {

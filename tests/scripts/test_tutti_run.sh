@@ -68,6 +68,15 @@ check "no arguments is a usage error" 2 $?
 check "--no-prefix works" 0 $?
 expect_output "lines are not prefixed" "$out" "^rank 0 of 2: sum 3$"
 
+# --bind: each rank allowed one CPU, the (rank mod C)-th of tutti-run's own C CPUs.
+mapfile -t cpus < <(taskset -pc $$ | sed 's/.*: //' | tr ',' '\n' |
+    awk -F- '{ for (c = $1; c <= ($2 == "" ? $1 : $2); c++) print c }')
+"$run" -n 3 --bind sh -c 'grep Cpus_allowed_list /proc/self/status' >"$out" 2>&1
+check "--bind runs" 0 $?
+for r in 0 1 2; do
+    expect_output "--bind pins rank $r" "$out" "^\[$r\] Cpus_allowed_list:[[:space:]]*${cpus[$((r % ${#cpus[@]}))]}\$"
+done
+
 "$build/tools/tutti-info" >"$out" 2>&1
 check "tutti-info runs" 0 $?
 expect_output "tutti-info lists TUTTI_LOG" "$out" "TUTTI_LOG = "
