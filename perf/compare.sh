@@ -41,21 +41,26 @@ usage: perf/compare.sh [options] BUILDDIR
   -r ROUNDS      interleaved rounds (default 3)
   -o DIR         where the CSV files and plots go (default BUILDDIR/compare)
   -h             this text
-No rank is bound to a core for any library (mpirun --bind-to none), and more
-ranks than cores oversubscribe them all alike.
+  -B             bind local ranks to cores, every library alike (rank r on
+                 the (r mod C)-th core: tutti-run --bind, mpirun --bind-to
+                 core, MPICH -bind-to core); not with -H
+Without -B no rank is bound to a core for any library (mpirun --bind-to
+none), and more ranks than cores oversubscribe them all alike.
 EOF
 }
 die() {
     echo "compare: $*" >&2
     exit 1
 }
-while getopts "n:H:c:r:o:h" opt; do
+bind=0
+while getopts "n:H:c:r:o:Bh" opt; do
     case $opt in
     n) rank_counts=$OPTARG ;;
     H) hosts=$OPTARG ;;
     c) colls=$OPTARG ;;
     r) rounds=$OPTARG ;;
     o) outdir=$OPTARG ;;
+    B) bind=1 ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
     esac
@@ -66,6 +71,8 @@ build=$(cd "$1" && pwd)
 outdir=${outdir:-$build/compare}
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "-r wants a positive integer"
 [[ $hosts =~ ^[0-9]+$ ]] || die "-H wants a number of hosts"
+[ "$bind" -eq 0 ] || [ "$hosts" -eq 0 ] ||
+    die "-B with -H: every emulated host would bind its rank to its first core, the same one"
 for n in $rank_counts; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "-n wants rank counts"; done
 [ -x "$build/perf/tutti-perf" ] || die "$build/perf/tutti-perf is missing: build first"
 [ -x "$build/perf/mpi-perf" ] && command -v mpirun >/dev/null ||
@@ -114,12 +121,19 @@ command_for() {
         return
     fi
     n=$setup
+    local -a run=("$build/tools/tutti-run" --no-prefix -n "$n") ompi=(--bind-to none)
+    local -a hydra=()
+    if [ "$bind" -eq 1 ]; then
+        run+=(--bind)
+        ompi=(--map-by core --bind-to core:overload-allowed)
+        hydra=(-bind-to core)
+    fi
     case $lib in
-    tutti) cmd=("$build/tools/tutti-run" --no-prefix -n "$n" "$build/perf/tutti-perf") ;;
-    gloo) cmd=("$build/tools/tutti-run" --no-prefix -n "$n" "$build/perf/gloo-perf") ;;
-    openmpi) cmd=(mpirun -np "$n" --oversubscribe --bind-to none --mca op ^avx
+    tutti) cmd=("${run[@]}" "$build/perf/tutti-perf") ;;
+    gloo) cmd=("${run[@]}" "$build/perf/gloo-perf") ;;
+    openmpi) cmd=(mpirun -np "$n" --oversubscribe "${ompi[@]}" --mca op ^avx
         "$build/perf/mpi-perf") ;;
-    mpich) cmd=(mpiexec.mpich -n "$n" "$build/perf/mpi-perf-mpich") ;;
+    mpich) cmd=(mpiexec.mpich -n "$n" "${hydra[@]}" "$build/perf/mpi-perf-mpich") ;;
     esac
 }
 
@@ -150,7 +164,8 @@ if [ "$hosts" -gt 0 ]; then
 fi
 setup_name() { if [[ $1 == h* ]]; then echo "${1#h} hosts x 1 rank"; else echo "$1 local ranks"; fi; }
 
-echo "# perf/compare: ${libs[*]}; collectives: $colls; $rounds rounds; $(nproc) cores"
+echo "# perf/compare: ${libs[*]}; collectives: $colls; $rounds rounds; $(nproc) cores;" \
+    "ranks $([ "$bind" -eq 1 ] && echo bound to cores || echo not bound)"
 echo "# checking every library once (every element) ..."
 declare -A broken=()
 for s in "${setups[@]}"; do
