@@ -168,7 +168,7 @@ tutti_status_t tt_comm_create(tt_bootstrap_t *bs, int rank, int nranks, int *ses
     tt_health_init(&comm->health, bs, comm->session_ranks, rank, nranks, comm->transports,
                    comm->ntransports, 0);
     if (status == TUTTI_OK) {
-        status = tt_engine_init(&comm->engine, &comm->exec, comm->local_ranks, comm->transports,
+        status = tt_engine_init(&comm->engine, &comm->exec, comm->machine_ranks, comm->transports,
                                 comm->ntransports, &comm->health);
         if (status == TUTTI_OK && (status = tt_calibrate(comm)) != TUTTI_OK)
             tt_engine_fini(&comm->engine, TUTTI_ERR_ABORTED);

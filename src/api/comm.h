@@ -16,6 +16,7 @@
 struct tutti_comm {
     int rank, nranks;
     int local_ranks;       /* ranks on this host, this one included */
+    int machine_ranks;     /* ranks on this machine's cores (hosts can share one) */
     uint64_t ctx;          /* unique per communicator: bootstrap context, names, tags */
     atomic_uint split_seq; /* splits so far: part of children's contexts */
     atomic_int refs;       /* the handle, plus one per outstanding request */

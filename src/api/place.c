@@ -159,7 +159,7 @@ tutti_status_t tt_comm_place(tutti_comm_t comm, int64_t deadline)
     host_card_t mine = {0}, *hosts = malloc((size_t)n * sizeof(*hosts));
     place_card_t *cards = malloc((size_t)n * sizeof(*cards)), my_card = {-1, -1, 0};
     tt_rank_place_t *places = malloc((size_t)n * sizeof(*places));
-    int *first = malloc((size_t)n * sizeof(int)), *size = malloc((size_t)n * sizeof(int));
+    int *first = malloc((size_t)n * sizeof(int)), *size = calloc((size_t)n, sizeof(int));
     tutti_status_t status = TUTTI_ERR_NO_MEMORY;
 
     if (hosts == NULL || cards == NULL || places == NULL || first == NULL || size == NULL)
@@ -171,6 +171,9 @@ tutti_status_t tt_comm_place(tutti_comm_t comm, int64_t deadline)
                   status, out);
     number_hosts(hosts, n, places, &nhosts, first, size);
     comm->local_ranks = size[places[comm->rank].host];
+    comm->machine_ranks = 0;
+    for (int r = 0; r < n; r++)
+        comm->machine_ranks += tt_host_same_machine(&hosts[r].host, &mine.host);
     TT_CHECK_GOTO(discover_place(comm, &places[comm->rank], comm->local_ranks, &my_card), status,
                   out);
     TT_CHECK_GOTO(tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, n, comm->session_ranks,

@@ -216,28 +216,28 @@ static void *progress_thread(void *arg)
 }
 
 /* The spin that pays off: none when ranks outnumber the cores they share. */
-static int64_t choose_spin(int64_t setting, int local_ranks)
+static int64_t choose_spin(int64_t setting, int machine_ranks)
 {
     cpu_set_t cpus;
     int ncpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
 
     if (setting != TT_CFG_AUTO)
         return setting;
-    if (local_ranks > ncpus) {
+    if (machine_ranks > ncpus) {
         tt_info("%d ranks on %d cores: waiting threads yield at once instead of spinning",
-                local_ranks, ncpus);
+                machine_ranks, ncpus);
         return 0;
     }
     return ENGINE_DEFAULT_SPIN_NS;
 }
 
-tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings, int local_ranks,
-                              tt_transport_t *const *transports, int ntransports,
+tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings,
+                              int machine_ranks, tt_transport_t *const *transports, int ntransports,
                               tt_health_t *health)
 {
     memset(e, 0, sizeof(*e));
     e->settings = *settings;
-    e->backoff.spin_ns = choose_spin(settings->poll_spin_ns, local_ranks);
+    e->backoff.spin_ns = choose_spin(settings->poll_spin_ns, machine_ranks);
     e->backoff.yield_ns = settings->poll_yield_ns;
     e->backoff.max_sleep_ns = TT_MAX(settings->poll_sleep_max_ns, 1000);
     e->transports = transports;

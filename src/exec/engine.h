@@ -65,11 +65,12 @@ typedef struct tt_engine {
 } tt_engine_t;
 
 /*
- * Start the engine over @p transports. @p local_ranks (ranks sharing this
- * host) decides how long waiters spin when TUTTI_POLL_SPIN is auto.
+ * Start the engine over @p transports. @p machine_ranks (ranks sharing this
+ * machine's cores, whatever host each belongs to) decides how long waiters
+ * spin when TUTTI_POLL_SPIN is auto.
  */
-tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings, int local_ranks,
-                              tt_transport_t *const *transports, int ntransports,
+tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settings,
+                              int machine_ranks, tt_transport_t *const *transports, int ntransports,
                               tt_health_t *health);
 
 /* Stop the progress thread; queued and active operations fail with @p status. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define DGX "dgx-like-2s-8nic-8gpu.xml"
@@ -51,6 +52,46 @@ START_TEST(bad_arguments)
     ck_assert_int_eq(tt_topo_discover(NULL, 0, 0, &topo), TUTTI_ERR_INVALID_ARG);
     ck_assert_int_eq(tt_topo_discover(NULL, 2, 2, &topo), TUTTI_ERR_INVALID_ARG);
     ck_assert_int_eq(tt_topo_discover(NULL, -1, 2, &topo), TUTTI_ERR_INVALID_ARG);
+}
+END_TEST
+
+/*
+ * A process in another network namespace is on another host (the test
+ * cluster's emulated hosts), but on the same machine: the ranks of both
+ * share its cores. Needs the right to make a namespace (root, as in CI);
+ * without it only the same-process identities are checked.
+ */
+START_TEST(namespaces_share_the_machine)
+{
+    tt_host_id_t here, again, there;
+    int fds[2], status = 0;
+    pid_t pid;
+
+    ck_assert_int_eq(tt_host_identify(&here), TUTTI_OK);
+    ck_assert_int_eq(tt_host_identify(&again), TUTTI_OK);
+    ck_assert(tt_host_same(&here, &again) && tt_host_same_machine(&here, &again));
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        tt_host_id_t id;
+        if (unshare(CLONE_NEWNET) != 0)
+            _exit(77);
+        tt_host_identify(&id);
+        _exit(write(fds[1], &id, sizeof(id)) == (ssize_t)sizeof(id) ? 0 : 1);
+    }
+    close(fds[1]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        fprintf(stderr, "namespaces_share_the_machine: cannot make a namespace here: skipped\n");
+        close(fds[0]);
+        return;
+    }
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed");
+    ck_assert_int_eq(read(fds[0], &there, sizeof(there)), (ssize_t)sizeof(there));
+    close(fds[0]);
+    ck_assert(!tt_host_same(&here, &there));
+    ck_assert(tt_host_same_machine(&here, &there));
 }
 END_TEST
 
@@ -975,6 +1016,7 @@ static Suite *topo_suite(void)
     tcase_add_test(tc, config_table);
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, live_machine);
+    tcase_add_test(tc, namespaces_share_the_machine);
     tcase_add_test(tc, nearest_nic_tiers);
     tcase_add_test(tc, rails_on_live_host);
     tcase_add_test(tc, bad_rails);
