@@ -11,4 +11,10 @@ while [ "${1#-}" != "$1" ]; do
 done
 host=$1
 shift
+# The hosts share one file system and host name: Open MPI's daemons would race
+# for one session directory (/tmp/ompi.<hostname>.<uid>), so each host's
+# daemon gets its own base.
+OMPI_MCA_orte_tmpdir_base=${TMPDIR:-/tmp}/ompi-netns-$host
+mkdir -p "$OMPI_MCA_orte_tmpdir_base"
+export OMPI_MCA_orte_tmpdir_base
 exec ip netns exec "$host" /bin/sh -c "$*"
