@@ -27,7 +27,7 @@ export TT_CLUSTER_PREFIX="tm$$-"
 h0=${TT_CLUSTER_PREFIX}h0
 h1=${TT_CLUSTER_PREFIX}h1
 out=$(mktemp)
-trap '"$cluster" down >/dev/null 2>&1; rm -f "$out"' EXIT
+trap '"$cluster" down >/dev/null 2>&1; rm -rf "$out" "${TMPDIR:-/tmp}/ompi-netns-$TT_CLUSTER_PREFIX"*' EXIT
 "$cluster" up 2 >/dev/null || skip "cannot make network namespaces here"
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
