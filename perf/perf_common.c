@@ -208,18 +208,12 @@ static void run_row(perf_run_t *run, size_t count)
         perf_report_row(run, &row);
 }
 
-/* Inputs do not depend on the count: fill the send buffer once, at its largest. */
-static void prepare_block(perf_run_t *run)
-{
-    run->sum_max = 127 / run->nranks > 0 ? 127 / run->nranks : 1;
-    fill_inputs(run, run->send, run->send_bytes / perf_dtypes[run->dtype].size);
-}
-
 /*
  * Before the first row, as nccl-tests does: the warm-up calls at the largest
  * size, then at the smallest, so that what a library sets up lazily (UCX
  * finishes wiring its endpoints over the first messages) is done before
- * anything is timed.
+ * anything is timed. Nothing is checked, so the buffers hold whatever they
+ * hold (zeros at first).
  */
 static void warm_up(perf_run_t *run)
 {
@@ -234,7 +228,6 @@ static void warm_up(perf_run_t *run)
     es = perf_dtypes[run->dtype].size;
     counts[0] = coll->count_of(o->max_bytes, es, run->nranks);
     counts[1] = coll->count_of(o->min_bytes, es, run->nranks);
-    prepare_block(run);
     for (int k = 0; k < 2; k++) {
         perf_call_t call = {coll->kind, run->send, run->recv, counts[k],   run->dtype,
                             run->op,    o->root,   0,         !o->blocking};
@@ -249,7 +242,9 @@ static void run_block(perf_run_t *run)
     const perf_opts_t *o = run->opts;
     size_t es = perf_dtypes[run->dtype].size, prev = SIZE_MAX;
 
-    prepare_block(run);
+    /* Inputs do not depend on the count: fill the send buffer once, at its largest. */
+    run->sum_max = 127 / run->nranks > 0 ? 127 / run->nranks : 1;
+    fill_inputs(run, run->send, run->send_bytes / es);
 
     for (size_t bytes = o->min_bytes; bytes <= o->max_bytes;) {
         size_t count = o->coll->count_of(bytes, es, run->nranks);
