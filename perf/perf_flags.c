@@ -99,6 +99,17 @@ static int parse_long(const char *text, long min, long *v_p)
     return 0;
 }
 
+/* An integer in [min, max] into *v_p (left alone on failure). Returns 0 on success. */
+static int parse_int(const char *text, int min, int max, int *v_p)
+{
+    long v;
+
+    if (parse_long(text, min, &v) != 0 || v > max)
+        return -1;
+    *v_p = (int)v;
+    return 0;
+}
+
 /* A comma list of names (or "all") into @p list; returns the count or -1. */
 static int parse_list(const char *text, int (*find)(const char *, size_t), int nall, int *list)
 {
@@ -217,10 +228,8 @@ int perf_parse_flags(int argc, char **argv, const char *program, perf_opts_t *o)
                 bad = "-w wants an integer >= 0";
             break;
         case 'c':
-            if (parse_long(optarg, 0, &v) != 0 || v > 1)
+            if (parse_int(optarg, 0, 1, &o->check) != 0)
                 bad = "-c wants 0 or 1";
-            else
-                o->check = (int)v;
             break;
         case 'd':
             n = parse_list(optarg, perf_find_dtype, PERF_NUM_DTYPES, list);
@@ -239,10 +248,8 @@ int perf_parse_flags(int argc, char **argv, const char *program, perf_opts_t *o)
             o->nops = n > 0 ? n : o->nops;
             break;
         case 'r':
-            if (parse_long(optarg, 0, &v) != 0 || v > 1 << 30)
+            if (parse_int(optarg, 0, 1 << 30, &o->root) != 0)
                 bad = "-r wants a rank";
-            else
-                o->root = (int)v;
             break;
         case 'a':
             if (parse_long(optarg, 0, &v) != 0 || v > PERF_AGG_MAX)
@@ -251,10 +258,8 @@ int perf_parse_flags(int argc, char **argv, const char *program, perf_opts_t *o)
                 o->aggregate = (perf_aggregate_t)v;
             break;
         case 'z':
-            if (parse_long(optarg, 0, &v) != 0 || v > 1)
+            if (parse_int(optarg, 0, 1, &o->blocking) != 0)
                 bad = "-z wants 0 (nonblocking) or 1 (blocking)";
-            else
-                o->blocking = (int)v;
             break;
         case 'J':
             if (optarg[0] == '\0')
