@@ -394,6 +394,41 @@ TUTTI_API tutti_status_t tutti_barrier(tutti_comm_t comm);
 TUTTI_API tutti_status_t tutti_ibarrier(tutti_comm_t comm, tutti_request_t *request_p);
 
 /**
+ * All-to-all: sendbuf holds nranks blocks of count elements, block j for
+ * rank j; recvbuf receives nranks blocks, block i from rank i. In place:
+ * sendbuf == recvbuf (the library keeps a copy of what it still has to send).
+ */
+TUTTI_API tutti_status_t tutti_alltoall(const void *sendbuf, void *recvbuf, size_t count,
+                                        tutti_datatype_t datatype, tutti_comm_t comm);
+/** Nonblocking all-to-all; see tutti_alltoall(). */
+TUTTI_API tutti_status_t tutti_ialltoall(const void *sendbuf, void *recvbuf, size_t count,
+                                         tutti_datatype_t datatype, tutti_comm_t comm,
+                                         tutti_request_t *request_p);
+
+/**
+ * All-to-all-v: this rank sends sendcounts[j] elements starting at element
+ * sdispls[j] of sendbuf to rank j, and receives recvcounts[i] elements from
+ * rank i into recvbuf from element rdispls[i] on. Each array has nranks
+ * entries. Counts may be zero, and blocks may lie in any order, but the
+ * receive blocks must not overlap. sendcounts[j] on rank i must equal
+ * recvcounts[i] on rank j: a mismatch is found by the receiver
+ * (TUTTI_ERR_PROTOCOL, and the communicator fails), never silently truncated.
+ * In place: sendbuf == recvbuf (the send blocks are copied before anything
+ * is received). The nonblocking form reads the four arrays while it runs:
+ * keep them unchanged until the request completes.
+ */
+TUTTI_API tutti_status_t tutti_alltoallv(const void *sendbuf, const size_t *sendcounts,
+                                         const size_t *sdispls, void *recvbuf,
+                                         const size_t *recvcounts, const size_t *rdispls,
+                                         tutti_datatype_t datatype, tutti_comm_t comm);
+/** Nonblocking all-to-all-v; see tutti_alltoallv(). */
+TUTTI_API tutti_status_t tutti_ialltoallv(const void *sendbuf, const size_t *sendcounts,
+                                          const size_t *sdispls, void *recvbuf,
+                                          const size_t *recvcounts, const size_t *rdispls,
+                                          tutti_datatype_t datatype, tutti_comm_t comm,
+                                          tutti_request_t *request_p);
+
+/**
  * Wait for a request to complete, then free it.
  * @return the operation's status (TUTTI_OK or an error);
  *         TUTTI_ERR_INVALID_ARG for NULL. May be called from any thread, once.

@@ -27,6 +27,7 @@ typedef struct call {
     tutti_datatype_t datatype;
     tutti_op_t op;
     int root;
+    const tt_a2a_layout_t *layout; /* all-to-all-v only */
 } call_t;
 
 static int is_reduction(tt_coll_kind_t kind)
@@ -43,10 +44,16 @@ static int has_root(tt_coll_kind_t kind)
 static void buffer_counts(const call_t *c, int rank, int nranks, size_t *send_p, size_t *recv_p)
 {
     size_t n = (size_t)nranks;
+    const tt_a2a_layout_t *v = c->layout;
     *send_p = *recv_p = c->count;
     switch (c->kind) {
     case TT_COLL_REDUCE_SCATTER: *send_p = c->count * n; break;
     case TT_COLL_ALLGATHER: *recv_p = c->count * n; break;
+    case TT_COLL_ALLTOALL: *send_p = *recv_p = c->count * n; break;
+    case TT_COLL_ALLTOALLV:
+        *send_p = tt_a2a_extent(v->send_counts, v->send_displs, nranks);
+        *recv_p = tt_a2a_extent(v->recv_counts, v->recv_displs, nranks);
+        break;
     case TT_COLL_BROADCAST: *send_p = rank == c->root ? c->count : 0; break;
     case TT_COLL_REDUCE: *recv_p = rank == c->root ? c->count : 0; break;
     case TT_COLL_BARRIER: *send_p = *recv_p = 0; break;
@@ -67,6 +74,8 @@ static const char *in_place_send(const call_t *c, int rank, size_t elem_size)
 
 static int decide_in_place(const call_t *c, int rank, size_t elem_size)
 {
+    if (c->kind == TT_COLL_ALLTOALLV)
+        return c->sendbuf == c->recvbuf && c->recvbuf != NULL;
     if (c->kind == TT_COLL_BARRIER || c->count == 0 || c->recvbuf == NULL)
         return 0;
     if (has_root(c->kind) && rank != c->root)
@@ -76,8 +85,42 @@ static int decide_in_place(const call_t *c, int rank, size_t elem_size)
     return c->sendbuf == in_place_send(c, rank, elem_size);
 }
 
-static tutti_status_t check_args(tutti_comm_t comm, const call_t *c, const char *name,
-                                 int *in_place_p)
+/*
+ * All-to-all-v's arrays: present, offsets within reach, and this rank's
+ * block to itself the same size both ways. Sets c->count to the elements
+ * this rank sends.
+ */
+static tutti_status_t check_layout(tutti_comm_t comm, call_t *c, const char *name)
+{
+    const tt_a2a_layout_t *v = c->layout;
+    size_t limit = ((uint64_t)1 << 52) / TT_MAX(tutti_datatype_size(c->datatype), 1);
+    int me = comm->rank;
+
+    if (v->send_counts == NULL || v->send_displs == NULL || v->recv_counts == NULL ||
+        v->recv_displs == NULL) {
+        tt_error("%s: a count or displacement array is NULL", name);
+        return TUTTI_ERR_INVALID_ARG;
+    }
+    c->count = 0;
+    for (int i = 0; i < comm->nranks; i++) {
+        if (v->send_counts[i] > limit || v->send_displs[i] > limit - v->send_counts[i] ||
+            v->recv_counts[i] > limit || v->recv_displs[i] > limit - v->recv_counts[i]) {
+            tt_error("%s: the block for rank %d lies too far out (count or displacement too "
+                     "large)",
+                     name, i);
+            return TUTTI_ERR_INVALID_ARG;
+        }
+        c->count += v->send_counts[i];
+    }
+    if (v->send_counts[me] != v->recv_counts[me]) {
+        tt_error("%s: rank %d sends itself %zu elements but expects %zu", name, me,
+                 v->send_counts[me], v->recv_counts[me]);
+        return TUTTI_ERR_INVALID_ARG;
+    }
+    return TUTTI_OK;
+}
+
+static tutti_status_t check_args(tutti_comm_t comm, call_t *c, const char *name, int *in_place_p)
 {
     size_t elem_size = tutti_datatype_size(c->datatype), send_n, recv_n;
     const char *s, *r;
@@ -99,8 +142,10 @@ static tutti_status_t check_args(tutti_comm_t comm, const call_t *c, const char 
                  comm->nranks - 1);
         return TUTTI_ERR_INVALID_ARG;
     }
+    if (c->kind == TT_COLL_ALLTOALLV)
+        TT_CHECK(check_layout(comm, c, name));
     /* Byte offsets must fit the schedule's 62 bits with room to spare. */
-    if (c->count > ((uint64_t)1 << 52) / TT_MAX(elem_size, 1) / (size_t)comm->nranks) {
+    else if (c->count > ((uint64_t)1 << 52) / TT_MAX(elem_size, 1) / (size_t)comm->nranks) {
         tt_error("%s: count %zu is too large", name, c->count);
         return TUTTI_ERR_INVALID_ARG;
     }
@@ -124,22 +169,27 @@ static tutti_status_t check_args(tutti_comm_t comm, const call_t *c, const char 
     return TUTTI_OK;
 }
 
-/* A 32-bit summary of the call, carried in every message, so mismatched calls are caught. */
+/*
+ * A 32-bit summary of the call, carried in every message, so mismatched
+ * calls are caught. All-to-all-v's count differs from rank to rank: each
+ * message's length is checked instead.
+ */
 static uint32_t call_signature(const call_t *c)
 {
     uint64_t h = (uint64_t)c->kind | (uint64_t)c->datatype << 4 | (uint64_t)c->op << 8 |
                  (uint64_t)(uint32_t)c->root << 12;
-    h ^= (uint64_t)c->count * 0x9e3779b97f4a7c15ull;
+    if (c->kind != TT_COLL_ALLTOALLV)
+        h ^= (uint64_t)c->count * 0x9e3779b97f4a7c15ull;
     h ^= h >> 29;
     return (uint32_t)(h ^ (h >> 32));
 }
 
 /* Everything up to posting: checks, plan, operation. */
-static tutti_status_t prepare(tutti_comm_t comm, const call_t *c, tt_op_t *op, tt_plan_t **plan_p)
+static tutti_status_t prepare(tutti_comm_t comm, call_t *c, tt_op_t *op, tt_plan_t **plan_p)
 {
     const char *name = tt_coll_kind_names[c->kind], *why;
     tt_coll_desc_t desc;
-    int in_place, built;
+    int in_place, built = 0;
 
     TT_CHECK(check_args(comm, c, name, &in_place));
     memset(&desc, 0, sizeof(desc));
@@ -151,7 +201,12 @@ static tutti_status_t prepare(tutti_comm_t comm, const call_t *c, tt_op_t *op, t
     desc.rank = comm->rank;
     desc.nranks = comm->nranks;
     why = tt_select(&comm->selector, &desc);
-    TT_CHECK(tt_plan_get(&comm->plans, &desc, plan_p, &built));
+    /* All-to-all-v's plan depends on its counts: built for each call. */
+    desc.layout = c->layout;
+    if (c->layout != NULL)
+        TT_CHECK(tt_plan_build(&desc, plan_p));
+    else
+        TT_CHECK(tt_plan_get(&comm->plans, &desc, plan_p, &built));
     if (built)
         tt_info("%s of %llu bytes on %d ranks: %s, %d channel%s, %zu-byte chunks, %d part%s (%s; "
                 "model predicts %.1f us)",
@@ -178,7 +233,7 @@ static tutti_status_t prepare(tutti_comm_t comm, const call_t *c, tt_op_t *op, t
     return TUTTI_OK;
 }
 
-static tutti_status_t run_blocking(tutti_comm_t comm, const call_t *c)
+static tutti_status_t run_blocking(tutti_comm_t comm, call_t *c)
 {
     tt_plan_t *plan;
     tt_op_t op;
@@ -190,8 +245,7 @@ static tutti_status_t run_blocking(tutti_comm_t comm, const call_t *c)
     return status;
 }
 
-static tutti_status_t run_nonblocking(tutti_comm_t comm, const call_t *c,
-                                      tutti_request_t *request_p)
+static tutti_status_t run_nonblocking(tutti_comm_t comm, call_t *c, tutti_request_t *request_p)
 {
     tutti_request_t req;
     tutti_status_t status;
@@ -257,7 +311,7 @@ tutti_status_t tutti_test(tutti_request_t request)
 /* ---------------------------------------------------------------- entry points */
 
 #define CALL(kind_, send_, recv_, count_, type_, op_, root_) \
-    (&(const call_t){(kind_), (send_), (recv_), (count_), (type_), (op_), (root_)})
+    (&(call_t){(kind_), (send_), (recv_), (count_), (type_), (op_), (root_), NULL})
 
 tutti_status_t tutti_allreduce(const void *sendbuf, void *recvbuf, size_t count,
                                tutti_datatype_t datatype, tutti_op_t op, tutti_comm_t comm)
@@ -344,4 +398,42 @@ tutti_status_t tutti_ibarrier(tutti_comm_t comm, tutti_request_t *request_p)
 {
     return run_nonblocking(comm, CALL(TT_COLL_BARRIER, NULL, NULL, 0, TUTTI_UINT8, TUTTI_SUM, 0),
                            request_p);
+}
+
+tutti_status_t tutti_alltoall(const void *sendbuf, void *recvbuf, size_t count,
+                              tutti_datatype_t datatype, tutti_comm_t comm)
+{
+    return run_blocking(comm,
+                        CALL(TT_COLL_ALLTOALL, sendbuf, recvbuf, count, datatype, TUTTI_SUM, 0));
+}
+
+tutti_status_t tutti_ialltoall(const void *sendbuf, void *recvbuf, size_t count,
+                               tutti_datatype_t datatype, tutti_comm_t comm,
+                               tutti_request_t *request_p)
+{
+    return run_nonblocking(
+        comm, CALL(TT_COLL_ALLTOALL, sendbuf, recvbuf, count, datatype, TUTTI_SUM, 0), request_p);
+}
+
+/* An all-to-all-v call; count is filled in by the checks. */
+#define CALL_V(send_, sc_, sd_, recv_, rc_, rd_, type_)                       \
+    (&(call_t){TT_COLL_ALLTOALLV, (send_), (recv_), 0, (type_), TUTTI_SUM, 0, \
+               &(const tt_a2a_layout_t){(sc_), (sd_), (rc_), (rd_)}})
+
+tutti_status_t tutti_alltoallv(const void *sendbuf, const size_t *sendcounts, const size_t *sdispls,
+                               void *recvbuf, const size_t *recvcounts, const size_t *rdispls,
+                               tutti_datatype_t datatype, tutti_comm_t comm)
+{
+    return run_blocking(
+        comm, CALL_V(sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls, datatype));
+}
+
+tutti_status_t tutti_ialltoallv(const void *sendbuf, const size_t *sendcounts,
+                                const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
+                                const size_t *rdispls, tutti_datatype_t datatype, tutti_comm_t comm,
+                                tutti_request_t *request_p)
+{
+    return run_nonblocking(
+        comm, CALL_V(sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls, datatype),
+        request_p);
 }

@@ -7,6 +7,7 @@ const char *const tt_coll_kind_names[TT_COLL_KIND_COUNT] = {
     [TT_COLL_ALLREDUCE] = "allreduce", [TT_COLL_REDUCE_SCATTER] = "reduce_scatter",
     [TT_COLL_ALLGATHER] = "allgather", [TT_COLL_BROADCAST] = "broadcast",
     [TT_COLL_REDUCE] = "reduce",       [TT_COLL_BARRIER] = "barrier",
+    [TT_COLL_ALLTOALL] = "alltoall",   [TT_COLL_ALLTOALLV] = "alltoallv",
 };
 
 const char *const tt_algo_names[TT_ALGO_COUNT + 1] = {
@@ -18,6 +19,7 @@ const char *const tt_algo_names[TT_ALGO_COUNT + 1] = {
     [TT_ALGO_CHAIN] = "chain",
     [TT_ALGO_BINOMIAL] = "binomial",
     [TT_ALGO_DISSEMINATION] = "dissemination",
+    [TT_ALGO_PAIRWISE] = "pairwise",
     [TT_ALGO_COUNT] = NULL,
 };
 
@@ -32,6 +34,8 @@ int tt_algo_supports(tt_algo_t algo, tt_coll_kind_t kind)
     case TT_COLL_BROADCAST:
     case TT_COLL_REDUCE: return algo == TT_ALGO_CHAIN || algo == TT_ALGO_BINOMIAL;
     case TT_COLL_BARRIER: return algo == TT_ALGO_DISSEMINATION;
+    case TT_COLL_ALLTOALL:
+    case TT_COLL_ALLTOALLV: return algo == TT_ALGO_PAIRWISE;
     default: return 0;
     }
 }
@@ -181,6 +185,10 @@ static int plan_stages(const tt_coll_desc_t *d, stage_t st[3])
         st[2] = st[0];
         return 3;
     }
+    if (d->algo == TT_ALGO_PAIRWISE) {
+        st[0] = (stage_t){n, 2}; /* round 0 copies this rank's own block */
+        return 1;
+    }
     st[0] = (stage_t){1, 1};
     return 1;
 }
@@ -198,7 +206,7 @@ static int cut_parts(const tt_coll_desc_t *d, int want, tt_rounds_t *w_p)
 
     for (int i = 0; i < nstages; i++)
         for (int left = st[i].rounds; left > 0;) {
-            uint64_t fit = (budget - used) / TT_MAX(st[i].round_steps, 1);
+            uint64_t fit = used < budget ? (budget - used) / TT_MAX(st[i].round_steps, 1) : 0;
             if (fit == 0 && round > first) {
                 /* This part is full: close it. */
                 if (part++ == want && w_p != NULL)
@@ -245,6 +253,7 @@ static tutti_status_t build_rounds(const tt_coll_desc_t *d, tt_rounds_t w, tt_sc
         (d->kind == TT_COLL_BROADCAST ? tt_binomial_broadcast : tt_binomial_reduce)(d, s);
         break;
     case TT_ALGO_DISSEMINATION: tt_dissemination_barrier(d, s); break;
+    case TT_ALGO_PAIRWISE: tt_pairwise_alltoall(d, w, s); break;
     default: return TUTTI_ERR_INVALID_ARG;
     }
     return tt_schedule_finalize(s);

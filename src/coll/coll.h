@@ -18,6 +18,8 @@ typedef enum tt_coll_kind {
     TT_COLL_BROADCAST,
     TT_COLL_REDUCE,
     TT_COLL_BARRIER,
+    TT_COLL_ALLTOALL,
+    TT_COLL_ALLTOALLV,
     TT_COLL_KIND_COUNT,
 } tt_coll_kind_t;
 
@@ -33,6 +35,7 @@ typedef enum tt_algo {
     TT_ALGO_CHAIN,    /* pipelined chain (broadcast, reduce) */
     TT_ALGO_BINOMIAL, /* binomial tree (broadcast, reduce) */
     TT_ALGO_DISSEMINATION, /* barrier */
+    TT_ALGO_PAIRWISE,      /* pairwise exchange (all-to-all, all-to-all-v) */
     TT_ALGO_COUNT,
 } tt_algo_t;
 
@@ -42,10 +45,22 @@ extern const char *const tt_algo_names[TT_ALGO_COUNT + 1];
 /* 1 if @p algo implements @p kind. */
 int tt_algo_supports(tt_algo_t algo, tt_coll_kind_t kind);
 
+/*
+ * All-to-all-v: elements this rank sends to and receives from each rank,
+ * and where they start in its buffers (arrays of nranks entries, in
+ * elements). Not owned: the caller keeps them alive while the plan runs.
+ */
+typedef struct tt_a2a_layout {
+    const size_t *send_counts, *send_displs;
+    const size_t *recv_counts, *recv_displs;
+} tt_a2a_layout_t;
+
 /* One rank's part of one collective, everything the schedule depends on. */
 typedef struct tt_coll_desc {
     tt_coll_kind_t kind;
-    uint64_t count; /* elements: per rank for reduce-scatter (recv) and all-gather (send) */
+    /* elements: per rank for reduce-scatter (recv) and all-gather (send), per
+     * peer for all-to-all; all it sends (informational) for all-to-all-v */
+    uint64_t count;
     size_t elem_size;
     int root;     /* broadcast, reduce */
     int in_place; /* as the API defines it per collective */
@@ -56,6 +71,8 @@ typedef struct tt_coll_desc {
     int pipeline_slots;          /* chain reduce: partial buffers it cycles through */
     uint32_t part_steps;         /* build and run in parts of about this many steps (0: whole) */
     const tt_cluster_t *cluster; /* NULL: all ranks on one host, in rank order */
+    /* all-to-all-v: the counts; NULL means count elements to and from every rank */
+    const tt_a2a_layout_t *layout;
 } tt_coll_desc_t;
 
 /*
@@ -95,6 +112,10 @@ void tt_rd_allreduce(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_binomial_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
+
+/* Elements from a buffer's start that @p n blocks (counts, displacements) reach. */
+uint64_t tt_a2a_extent(const size_t *counts, const size_t *displs, int n);
 
 /* ------------------------------------------------------------------------ */
 /* Helpers shared by the algorithms                                         */

@@ -31,8 +31,9 @@ static const tt_cluster_t *or_default(const tt_cluster_t *c, tt_cluster_t *singl
 uint64_t tt_cost_bytes(const tt_coll_desc_t *d)
 {
     uint64_t bytes = d->count * d->elem_size;
-    /* Reduce-scatter and all-gather move n blocks of count elements each. */
-    if (d->kind == TT_COLL_REDUCE_SCATTER || d->kind == TT_COLL_ALLGATHER)
+    /* Reduce-scatter, all-gather and all-to-all move n blocks of count elements each. */
+    if (d->kind == TT_COLL_REDUCE_SCATTER || d->kind == TT_COLL_ALLGATHER ||
+        d->kind == TT_COLL_ALLTOALL)
         bytes *= (uint64_t)d->nranks;
     return bytes;
 }
@@ -276,6 +277,21 @@ static double rounds_time(const tt_cluster_t *c, int n, double bytes, double com
     return t;
 }
 
+/*
+ * Pairwise all-to-all of @p bytes per rank (a block of bytes/n per peer):
+ * the L-1 blocks for the host's other ranks go over shared memory, while the
+ * host's L ranks send L(n-L) blocks out through its NICs, side by side.
+ */
+static double pairwise_time(const tt_cluster_t *c, int n, double bytes)
+{
+    const tt_cost_model_t *m = &c->cost;
+    int L = per_host(c), rails = TT_MAX(1, c->rails);
+    double block = bytes / n, local = (L - 1) * message(m, TT_LINK_SHM, block);
+    double remote = (n - L) * m->alpha[TT_LINK_NET] +
+                    (double)L * (n - L) * block / (rails * m->beta[TT_LINK_NET]);
+    return TT_MAX(local, remote);
+}
+
 double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
 {
     tt_cluster_t single;
@@ -297,6 +313,7 @@ double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
     case TT_ALGO_CHAIN: return chain_time(c, n, bytes, chunk) + (reduce ? bytes / m->gamma : 0);
     case TT_ALGO_BINOMIAL: return rounds_time(c, n, bytes, reduce ? bytes / m->gamma : 0);
     case TT_ALGO_DISSEMINATION: return rounds_time(c, n, 0, 0);
+    case TT_ALGO_PAIRWISE: return pairwise_time(c, n, bytes);
     default: return INFINITY;
     }
 }

@@ -36,7 +36,7 @@ static int same_desc(const tt_coll_desc_t *a, const tt_coll_desc_t *b)
            a->part_steps == b->part_steps && a->cluster == b->cluster;
 }
 
-static tutti_status_t build(const tt_coll_desc_t *d, tt_plan_t **plan_p)
+tutti_status_t tt_plan_build(const tt_coll_desc_t *d, tt_plan_t **plan_p)
 {
     tt_plan_t *plan = calloc(1, sizeof(*plan));
     tutti_status_t status;
@@ -44,6 +44,10 @@ static tutti_status_t build(const tt_coll_desc_t *d, tt_plan_t **plan_p)
     if (plan == NULL)
         return TUTTI_ERR_NO_MEMORY;
     plan->desc = *d;
+    if (d->layout != NULL) {
+        plan->layout = *d->layout;
+        plan->desc.layout = &plan->layout;
+    }
     atomic_init(&plan->refs, 1);
     plan->nparts = tt_coll_parts(d);
     tt_schedule_init(&plan->sched, d->elem_size);
@@ -97,7 +101,7 @@ tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_
     pthread_mutex_unlock(&c->lock);
 
     /* Build outside the lock: big schedules take a while. */
-    TT_CHECK(build(d, &plan));
+    TT_CHECK(tt_plan_build(d, &plan));
     pthread_mutex_lock(&c->lock);
     tt_plan_release(c->plans[victim]);
     c->plans[victim] = plan;

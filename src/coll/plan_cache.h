@@ -14,8 +14,9 @@
 
 typedef struct tt_plan {
     tt_coll_desc_t desc;
-    tt_schedule_t sched; /* the whole schedule, or its first part */
-    int nparts;          /* see tt_coll_parts() */
+    tt_schedule_t sched;    /* the whole schedule, or its first part */
+    int nparts;             /* see tt_coll_parts() */
+    tt_a2a_layout_t layout; /* desc.layout points here when the call has one */
     atomic_int refs;
 } tt_plan_t;
 
@@ -39,6 +40,13 @@ void tt_plan_cache_fini(tt_plan_cache_t *c);
  */
 tutti_status_t tt_plan_get(tt_plan_cache_t *c, const tt_coll_desc_t *d, tt_plan_t **plan_p,
                            int *built_p);
+
+/*
+ * Build a plan for @p d outside any cache (for calls whose plan depends on
+ * more than the description's fields, such as all-to-all-v's counts).
+ * Release it with tt_plan_release().
+ */
+tutti_status_t tt_plan_build(const tt_coll_desc_t *d, tt_plan_t **plan_p);
 
 void tt_plan_release(tt_plan_t *plan);
 

@@ -47,9 +47,12 @@ static int bad_input_rank(int rank, int n, const tutti_unique_id_t *id, void *ar
 {
     tutti_comm_t comm = tt_test_comm(rank, n, id, NULL), gone;
     int32_t in[16], out[16], untouched[16];
+    size_t ones[8], zeros[8] = {0}, self_two[8], far[8];
     tutti_request_t req;
 
     (void)arg;
+    for (int i = 0; i < 8; i++)
+        ones[i] = self_two[i] = far[i] = 1;
     for (int i = 0; i < 16; i++)
         in[i] = rank + i;
     memset(out, 0x5a, sizeof(out));
@@ -73,6 +76,21 @@ static int bad_input_rank(int rank, int n, const tutti_unique_id_t *id, void *ar
            TUTTI_ERR_INVALID_ARG);
     EXPECT(rank, tutti_iallreduce(in, out, 4, TUTTI_INT32, TUTTI_SUM, comm, NULL),
            TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_alltoall(NULL, out, 1, TUTTI_INT32, comm), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_alltoall(in, in + 1, 2, TUTTI_INT32, comm), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_alltoall(in, out, 1, (tutti_datatype_t)-1, comm), TUTTI_ERR_UNSUPPORTED);
+    EXPECT(rank, tutti_alltoallv(in, NULL, ones, out, ones, ones, TUTTI_INT32, comm),
+           TUTTI_ERR_INVALID_ARG);
+    self_two[rank] = 2;
+    EXPECT(rank, tutti_alltoallv(in, self_two, zeros, out, ones, zeros, TUTTI_INT32, comm),
+           TUTTI_ERR_INVALID_ARG); /* sends itself 2, expects 1 */
+    far[rank] = SIZE_MAX - 1;
+    EXPECT(rank, tutti_alltoallv(in, ones, far, out, ones, zeros, TUTTI_INT32, comm),
+           TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_alltoallv(in, ones, ones, in + 1, ones, zeros, TUTTI_INT32, comm),
+           TUTTI_ERR_INVALID_ARG); /* overlapping, not in place */
+    EXPECT(rank, tutti_ialltoallv(in, ones, zeros, out, ones, zeros, TUTTI_INT32, comm, NULL),
+           TUTTI_ERR_INVALID_ARG);
     EXPECT(rank, tutti_allreduce(in, out, 4, TUTTI_INT32, TUTTI_SUM, NULL), TUTTI_ERR_INVALID_COMM);
     EXPECT(rank, tutti_barrier(NULL), TUTTI_ERR_INVALID_COMM);
     EXPECT(rank, tutti_comm_rank(comm, NULL), TUTTI_ERR_INVALID_ARG);
@@ -94,6 +112,13 @@ static int bad_input_rank(int rank, int n, const tutti_unique_id_t *id, void *ar
     EXPECT(rank, tutti_broadcast(rank == 0 ? in : NULL, out, 16, TUTTI_INT32, 0, comm), TUTTI_OK);
     EXPECT(rank, tutti_iallreduce(in, out, 16, TUTTI_INT32, TUTTI_SUM, comm, &req), TUTTI_OK);
     EXPECT(rank, tutti_wait(req), TUTTI_OK);
+    /* One element to each rank, the blocks in rank order. */
+    for (int i = 0; i < n; i++)
+        far[i] = (size_t)i;
+    EXPECT(rank, tutti_alltoallv(in, ones, far, out, ones, far, TUTTI_INT32, comm), TUTTI_OK);
+    for (int i = 0; i < n; i++)
+        if (out[i] != i + rank)
+            return tt_fail(rank, "alltoallv: element %d is %d, expected %d", i, out[i], i + rank);
 
     gone = comm;
     EXPECT(rank, tutti_comm_destroy(comm), TUTTI_OK);
@@ -408,6 +433,44 @@ START_TEST(mismatched_calls_fail_instead_of_hanging)
 }
 END_TEST
 
+/*
+ * All-to-all-v where rank 1 expects one element more from rank 0 than rank
+ * 0 sends: rank 1 must get TUTTI_ERR_PROTOCOL (the length mismatch), not
+ * truncated data, and nobody may hang.
+ */
+static int a2av_mismatch_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
+{
+    tutti_config_t config = config_with("TUTTI_OP_TIMEOUT", "20s");
+    tutti_comm_t comm = tt_test_comm(rank, n, id, config);
+    size_t counts[3] = {4, 4, 4}, displs[3] = {0, 4, 8}, recv_counts[3] = {4, 4, 4};
+    int32_t in[12] = {0}, out[13];
+    tutti_status_t status;
+    struct timespec t0;
+
+    (void)arg;
+    if (rank == 1) {
+        recv_counts[0] = 5;
+        displs[1] = 5;
+        displs[2] = 9;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    status = tutti_alltoallv(in, counts, (const size_t[]){0, 4, 8}, out, recv_counts, displs,
+                             TUTTI_INT32, comm);
+    if (rank == 1 && status != TUTTI_ERR_PROTOCOL)
+        return tt_fail(rank, "a mismatched alltoallv returned %s, expected %s",
+                       tutti_status_string(status), tutti_status_string(TUTTI_ERR_PROTOCOL));
+    if (seconds_since(&t0) > 10.0)
+        return tt_fail(rank, "the mismatch took %.1f s to surface", seconds_since(&t0));
+    tutti_config_destroy(config);
+    return tutti_comm_abort(comm) == TUTTI_OK ? 0 : 1;
+}
+
+START_TEST(mismatched_alltoallv_counts_are_a_protocol_error)
+{
+    ck_assert_int_eq(tt_run_ranks(3, a2av_mismatch_rank, NULL, 60), 0);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -425,6 +488,7 @@ static Suite *api_suite(void)
     tcase_add_test(fail, deadline_ends_a_stuck_collective);
     tcase_add_test(fail, abort_reaches_the_others);
     tcase_add_test(fail, mismatched_calls_fail_instead_of_hanging);
+    tcase_add_test(fail, mismatched_alltoallv_counts_are_a_protocol_error);
     suite_add_tcase(s, args);
     suite_add_tcase(s, life);
     suite_add_tcase(s, fail);

@@ -66,10 +66,13 @@ typedef enum coll {
     COLL_BROADCAST,
     COLL_REDUCE,
     COLL_BARRIER,
+    COLL_ALLTOALL,
+    COLL_ALLTOALLV,
 } coll_t;
 
 static const char *const coll_names[] = {
-    "allreduce", "reduce_scatter", "allgather", "broadcast", "reduce", "barrier",
+    "allreduce", "reduce_scatter", "allgather", "broadcast",
+    "reduce",    "barrier",        "alltoall",  "alltoallv",
 };
 
 typedef enum call_mode {
@@ -174,7 +177,9 @@ typedef struct test_case {
     coll_t coll;
     tutti_datatype_t datatype;
     tutti_op_t op;
-    size_t count; /* the call's count argument (per rank for reduce-scatter and all-gather) */
+    /* the call's count argument: per rank for reduce-scatter and all-gather,
+     * per pair for all-to-all, the average per pair for all-to-all-v */
+    size_t count;
     int root;
     int in_place; /* with count 0: pass NULL buffers instead */
     call_mode_t mode;
@@ -200,6 +205,58 @@ static int is_reduction(coll_t coll)
 static int has_root(coll_t coll)
 {
     return coll == COLL_BROADCAST || coll == COLL_REDUCE;
+}
+
+/* Collectives whose count is per rank (or pair), not for the whole vector. */
+static int count_is_per_rank(coll_t coll)
+{
+    return coll == COLL_REDUCE_SCATTER || coll == COLL_ALLGATHER || coll == COLL_ALLTOALL ||
+           coll == COLL_ALLTOALLV;
+}
+
+/*
+ * An all-to-all-v case's layout as rank @p r sees it: what it sends to and
+ * receives from each rank, and where. Counts are a pure function of the
+ * case (every rank computes every rank's): a quarter are zero, rank
+ * seed mod n sends nothing (for n > 2), the last rank receives about three
+ * times the average (a hot expert); blocks lie in reverse rank order with
+ * gaps of up to two elements.
+ */
+typedef struct a2av_layout {
+    size_t send_counts[MAX_RANKS], send_displs[MAX_RANKS];
+    size_t recv_counts[MAX_RANKS], recv_displs[MAX_RANKS];
+    size_t send_extent, recv_extent; /* elements the blocks reach */
+} a2av_layout_t;
+
+static size_t a2av_count(const test_case_t *tc, int n, int from, int to)
+{
+    uint64_t x = tt_ref_mix(tc->seed ^ ((uint64_t)from << 8 | (uint64_t)to));
+    size_t c = x % 4 == 0 ? 0 : (size_t)(x >> 8) % (2 * tc->count + 1);
+
+    if (n > 2 && (uint64_t)from == tc->seed % (uint64_t)n)
+        return 0;
+    return to == n - 1 && tc->count > 0 ? 3 * c + 1 : c;
+}
+
+static size_t a2av_place(const size_t *counts, size_t *displs, int n, uint64_t seed)
+{
+    size_t at = 0;
+    for (int j = n - 1; j >= 0; j--) {
+        at += tt_ref_mix(seed + (uint64_t)j) % 3;
+        displs[j] = at;
+        at += counts[j];
+    }
+    return at;
+}
+
+static void a2av_layout(const test_case_t *tc, int n, int r, a2av_layout_t *l)
+{
+    for (int j = 0; j < n; j++) {
+        l->send_counts[j] = a2av_count(tc, n, r, j);
+        l->recv_counts[j] = a2av_count(tc, n, j, r);
+    }
+    l->send_extent = a2av_place(l->send_counts, l->send_displs, n, tc->seed ^ (uint64_t)r);
+    l->recv_extent = a2av_place(l->recv_counts, l->recv_displs, n, ~tc->seed ^ (uint64_t)r);
 }
 
 /* Append a case; call form, alignment and seed vary with its position. */
@@ -238,8 +295,9 @@ static int root_set(int nranks, int roots[3])
  */
 static void build_cases(case_list_t *l, int nranks, int config)
 {
-    static const coll_t colls[] = {COLL_ALLREDUCE, COLL_REDUCE_SCATTER, COLL_REDUCE, COLL_ALLGATHER,
-                                   COLL_BROADCAST};
+    static const coll_t colls[] = {COLL_ALLREDUCE, COLL_REDUCE_SCATTER, COLL_REDUCE,
+                                   COLL_ALLGATHER, COLL_BROADCAST,      COLL_ALLTOALL,
+                                   COLL_ALLTOALLV};
     static const tutti_datatype_t floats[] = {TUTTI_FP16, TUTTI_BF16, TUTTI_FP32, TUTTI_FP64};
     size_t small[5] = {0, 1, 7, (size_t)nranks - 1, (size_t)nranks + 1}, counts[5];
     int nsmall = 0, roots[3], nroots = root_set(nranks, roots);
@@ -284,9 +342,7 @@ static void build_cases(case_list_t *l, int nranks, int config)
      */
     for (size_t k = 0; k < sizeof(colls) / sizeof(colls[0]); k++) {
         coll_t coll = colls[k];
-        size_t count = coll == COLL_REDUCE_SCATTER || coll == COLL_ALLGATHER
-                           ? MEDIUM_COUNT / (size_t)nranks | 1
-                           : MEDIUM_COUNT;
+        size_t count = count_is_per_rank(coll) ? MEDIUM_COUNT / (size_t)nranks | 1 : MEDIUM_COUNT;
         for (int t = 0; t < TUTTI_NUM_DATATYPES; t++) {
             for (int op = 0; op < (is_reduction(coll) ? TUTTI_NUM_OPS : 1); op++) {
                 test_case_t c = {.coll = coll,
@@ -345,9 +401,7 @@ static void build_cases(case_list_t *l, int nranks, int config)
                              .large = 1};
             if (config != CONFIG_BANDWIDTH && n++ % 3 != 0)
                 continue;
-            c.count = coll == COLL_REDUCE_SCATTER || coll == COLL_ALLGATHER
-                          ? LARGE_COUNT / (size_t)nranks | 1
-                          : LARGE_COUNT;
+            c.count = count_is_per_rank(coll) ? LARGE_COUNT / (size_t)nranks | 1 : LARGE_COUNT;
             add_case(l, nranks, config, c);
         }
     }
@@ -498,6 +552,7 @@ static void arena_free(arena_t *a)
 typedef struct inflight {
     const test_case_t *tc;
     size_t index;
+    a2av_layout_t layout; /* all-to-all-v */
     tt_ref_case_t ref;
     arena_t send, recv;
     const void *sendbuf;
@@ -663,6 +718,27 @@ static int setup(rank_ctx_t *ctx, const test_case_t *tc, size_t index, inflight_
             f->recv.wr_hi = root ? c * es : 0;
         }
         break;
+    case COLL_ALLTOALL:
+    case COLL_ALLTOALLV:
+        if (tc->coll == COLL_ALLTOALLV)
+            a2av_layout(tc, n, r, &f->layout);
+        else
+            f->layout.send_extent = f->layout.recv_extent = total;
+        if (tc->in_place) {
+            size_t len = f->layout.send_extent > f->layout.recv_extent ? f->layout.send_extent
+                                                                       : f->layout.recv_extent;
+            ARENA(&f->recv, len, recv_skew, 1);
+            tt_ref_fill(&f->ref, r, 0, f->layout.send_extent, f->recv.data);
+            f->sendbuf = f->recv.data;
+        } else {
+            ARENA(&f->send, f->layout.send_extent, send_skew, 2);
+            ARENA(&f->recv, f->layout.recv_extent, recv_skew, 1);
+            tt_ref_fill(&f->ref, r, 0, f->layout.send_extent, f->send.data);
+            f->sendbuf = f->send.data;
+        }
+        f->recvbuf = f->recv.data;
+        f->recv.wr_hi = f->layout.recv_extent * es;
+        break;
     case COLL_BARRIER: break;
     }
 #undef ARENA
@@ -700,6 +776,15 @@ static tutti_status_t post(tutti_comm_t comm, inflight_t *f)
         return req ? tutti_ireduce(s, r, c, t, tc->op, tc->root, comm, req)
                    : tutti_reduce(s, r, c, t, tc->op, tc->root, comm);
     case COLL_BARRIER: return req ? tutti_ibarrier(comm, req) : tutti_barrier(comm);
+    case COLL_ALLTOALL:
+        return req ? tutti_ialltoall(s, r, c, t, comm, req) : tutti_alltoall(s, r, c, t, comm);
+    case COLL_ALLTOALLV: {
+        const a2av_layout_t *l = &f->layout;
+        return req ? tutti_ialltoallv(s, l->send_counts, l->send_displs, r, l->recv_counts,
+                                      l->recv_displs, t, comm, req)
+                   : tutti_alltoallv(s, l->send_counts, l->send_displs, r, l->recv_counts,
+                                     l->recv_displs, t, comm);
+    }
     }
     return TUTTI_ERR_INTERNAL;
 }
@@ -788,6 +873,43 @@ static int check_copied(rank_ctx_t *ctx, inflight_t *f, const unsigned char *got
                      src, (unsigned long long)input_index, got_text, want_text);
 }
 
+/*
+ * All-to-all(-v): block i of the result is rank i's block for this rank; an
+ * element between blocks keeps what it held before the call.
+ */
+static int verify_alltoall(rank_ctx_t *ctx, inflight_t *f)
+{
+    const test_case_t *tc = f->tc;
+    int r = ctx->rank, n = ctx->nranks;
+    size_t es = tt_ref_size(tc->datatype), c = tc->count, covered = 0;
+    const unsigned char *before = f->recv.snap + (f->recv.data - f->recv.mem);
+
+    for (int i = 0; i < n; i++) {
+        a2av_layout_t from;
+        size_t at = (size_t)i * c, count = c, src_at = (size_t)r * c;
+        if (tc->coll == COLL_ALLTOALLV) {
+            a2av_layout(tc, n, i, &from);
+            at = f->layout.recv_displs[i];
+            count = f->layout.recv_counts[i];
+            src_at = from.send_displs[r];
+        }
+        covered += count;
+        for (size_t e = 0; e < count; e++)
+            if (check_copied(ctx, f, f->result + (at + e) * es, at + e, i, src_at + e) != 0)
+                return 1;
+    }
+    if (covered == f->layout.recv_extent)
+        return 0;
+    for (size_t i = 0; i < f->layout.recv_extent; i++) {
+        int in_block = 0;
+        for (int q = 0; q < n && !in_block; q++)
+            in_block = i - f->layout.recv_displs[q] < f->layout.recv_counts[q];
+        if (!in_block && memcmp(f->result + i * es, before + i * es, es) != 0)
+            return rank_fail(ctx, f, "element %zu lies between blocks but was written", i);
+    }
+    return 0;
+}
+
 /* Everything one rank can check about a completed call. */
 static int verify(rank_ctx_t *ctx, inflight_t *f, int record_hash)
 {
@@ -853,6 +975,8 @@ static int verify(rank_ctx_t *ctx, inflight_t *f, int record_hash)
             if (check_copied(ctx, f, f->result + i * es, i, tc->root, i) != 0)
                 return 1;
         break;
+    case COLL_ALLTOALL:
+    case COLL_ALLTOALLV: return verify_alltoall(ctx, f);
     case COLL_BARRIER: break;
     }
     return 0;

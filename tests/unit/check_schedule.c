@@ -56,12 +56,20 @@ typedef struct world {
 
 static size_t send_elems(const tt_coll_desc_t *d)
 {
-    return d->kind == TT_COLL_REDUCE_SCATTER ? d->count * (size_t)d->nranks : d->count;
+    if (d->kind == TT_COLL_ALLTOALLV)
+        return tt_a2a_extent(d->layout->send_counts, d->layout->send_displs, d->nranks);
+    return d->kind == TT_COLL_REDUCE_SCATTER || d->kind == TT_COLL_ALLTOALL
+               ? d->count * (size_t)d->nranks
+               : d->count;
 }
 
 static size_t recv_elems(const tt_coll_desc_t *d)
 {
-    return d->kind == TT_COLL_ALLGATHER ? d->count * (size_t)d->nranks : d->count;
+    if (d->kind == TT_COLL_ALLTOALLV)
+        return tt_a2a_extent(d->layout->recv_counts, d->layout->recv_displs, d->nranks);
+    return d->kind == TT_COLL_ALLGATHER || d->kind == TT_COLL_ALLTOALL
+               ? d->count * (size_t)d->nranks
+               : d->count;
 }
 
 static int rooted(tt_coll_kind_t kind)
@@ -86,7 +94,8 @@ static void world_build(world_t *w, int r, int part)
 /*
  * Build every rank's schedule (its first part) for @p tmpl (rank ignored) with elements of
  * @p type combined by @p op, lay out the buffers (in place where asked) and
- * fill the inputs with @p fill.
+ * fill the inputs with @p fill. All-to-all-v: tmpl->layout is an array of
+ * every rank's layout.
  */
 static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t type, tutti_op_t op,
                        fill_fn_t fill)
@@ -111,6 +120,11 @@ static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t 
 
         d.rank = r;
         d.elem_size = sizeof(uint64_t);
+        if (d.kind == TT_COLL_ALLTOALLV) {
+            d.layout = &tmpl->layout[r];
+            sn = send_elems(&d);
+            rn = recv_elems(&d);
+        }
         d.in_place =
             tmpl->in_place && (!rooted(d.kind) || r == d.root) && d.kind != TT_COLL_BARRIER;
         w->desc = w->descs[r] = d;
@@ -122,7 +136,7 @@ static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t 
             w->send[r] = w->owned[2 * r] = calloc(sn + 1, sizeof(uint64_t));
             w->recv[r] = w->send[r] + (size_t)r * d.count;
         } else {
-            w->recv[r] = w->owned[2 * r] = calloc(rn + 1, sizeof(uint64_t));
+            w->recv[r] = w->owned[2 * r] = calloc(TT_MAX(rn, sn) + 1, sizeof(uint64_t));
             w->send[r] =
                 d.kind == TT_COLL_ALLGATHER ? w->recv[r] + (size_t)r * d.count : w->recv[r];
         }
@@ -213,12 +227,46 @@ static uint64_t *expected_vector(const world_t *w, size_t *len_p)
     return want;
 }
 
+/*
+ * All-to-all(-v): every element of rank @p r's receive buffer must hold what
+ * its sender sent, and an element no block covers what it held before (the
+ * input in place, else zero).
+ */
+static void check_alltoall(const world_t *w, int r, const char *what)
+{
+    const tt_coll_desc_t *d = &w->descs[r];
+    size_t len = TT_MAX(recv_elems(d), d->in_place ? send_elems(d) : 0);
+    uint64_t *want = calloc(len + 1, sizeof(uint64_t));
+
+    for (size_t i = 0; d->in_place && i < send_elems(d); i++)
+        want[i] = value(r, i);
+    for (int q = 0; q < w->n; q++) {
+        const tt_coll_desc_t *dq = &w->descs[q];
+        uint64_t from = dq->layout ? dq->layout->send_displs[r] : (uint64_t)r * d->count;
+        uint64_t to = d->layout ? d->layout->recv_displs[q] : (uint64_t)q * d->count;
+        uint64_t count = d->layout ? d->layout->recv_counts[q] : d->count;
+        for (uint64_t e = 0; e < count; e++)
+            want[to + e] = value(q, from + e);
+    }
+    for (size_t i = 0; i < len; i++)
+        if (w->recv[r][i] != want[i])
+            ck_abort_msg("%s: rank %d element %zu is %#llx, expected %#llx", what, r, i,
+                         (unsigned long long)w->recv[r][i], (unsigned long long)want[i]);
+    free(want);
+}
+
 static void check_results(const world_t *w, const char *what)
 {
     const tt_coll_desc_t *d = &w->desc;
     size_t len;
-    uint64_t *want = expected_vector(w, &len);
+    uint64_t *want;
 
+    if (d->kind == TT_COLL_ALLTOALL || d->kind == TT_COLL_ALLTOALLV) {
+        for (int r = 0; r < w->n; r++)
+            check_alltoall(w, r, what);
+        return;
+    }
+    want = expected_vector(w, &len);
     for (int r = 0; r < w->n && d->kind != TT_COLL_BARRIER; r++) {
         /* Reduce-scatter: rank r holds block r of the reduced vector. */
         const uint64_t *mine =
@@ -267,7 +315,8 @@ static void run_case(const tt_coll_desc_t *d, unsigned seed)
 }
 
 static const tt_coll_kind_t kinds[] = {TT_COLL_ALLREDUCE, TT_COLL_REDUCE_SCATTER, TT_COLL_ALLGATHER,
-                                       TT_COLL_BROADCAST, TT_COLL_REDUCE,         TT_COLL_BARRIER};
+                                       TT_COLL_BROADCAST, TT_COLL_REDUCE,         TT_COLL_BARRIER,
+                                       TT_COLL_ALLTOALL};
 
 /* Every collective with every algorithm it has that runs without a cluster view; _i ranks. */
 START_TEST(every_algorithm_every_shape)
@@ -502,6 +551,168 @@ START_TEST(plans_in_parts)
 }
 END_TEST
 
+/* Every rank's all-to-all-v layout, with the arrays behind it. */
+typedef struct a2a_layouts {
+    int n;
+    tt_a2a_layout_t *layout;
+    size_t *arrays; /* 4 n x n blocks: send counts, send displs, recv counts, recv displs */
+} a2a_layouts_t;
+
+/* Place @p n blocks of @p counts in a shuffled order with random gaps. */
+static void scatter_blocks(const size_t *counts, size_t *displs, int n, unsigned *seed)
+{
+    int *order = malloc((size_t)n * sizeof(int));
+    size_t at = 0;
+
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = rand_r(seed) % (i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (int i = 0; i < n; i++) {
+        at += (size_t)(rand_r(seed) % 3); /* a gap of 0-2 elements */
+        displs[order[i]] = at;
+        at += counts[order[i]];
+    }
+    free(order);
+}
+
+/*
+ * Random counts for @p n ranks: zeros everywhere, one rank that sends
+ * nothing, one that receives nothing, one hot receiver (the skew of MoE
+ * routing), blocks shuffled in the buffers.
+ */
+static void a2a_layouts_init(a2a_layouts_t *l, int n, uint64_t scale, unsigned seed)
+{
+    size_t nn = (size_t)n * (size_t)n, *sc, *sd, *rc, *rd;
+
+    l->n = n;
+    l->layout = calloc((size_t)n, sizeof(*l->layout));
+    l->arrays = calloc(4 * nn, sizeof(size_t));
+    sc = l->arrays, sd = sc + nn, rc = sd + nn, rd = rc + nn;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            uint64_t c = rand_r(&seed) % 4 == 0 ? 0 : (uint64_t)rand_r(&seed) % (scale + 1);
+            if (n > 2 && i == 1)
+                c = 0; /* sends nothing */
+            if (n > 3 && j == 2)
+                c = 0; /* receives nothing */
+            if (n > 1 && j == n - 1 && i != 1)
+                c = c * 16 + 1; /* the hot expert */
+            sc[(size_t)i * n + j] = rc[(size_t)j * n + i] = c;
+        }
+    for (int r = 0; r < n; r++) {
+        size_t row = (size_t)r * n;
+        scatter_blocks(sc + row, sd + row, n, &seed);
+        scatter_blocks(rc + row, rd + row, n, &seed);
+        l->layout[r] = (tt_a2a_layout_t){sc + row, sd + row, rc + row, rd + row};
+    }
+}
+
+static void a2a_layouts_fini(a2a_layouts_t *l)
+{
+    free(l->layout);
+    free(l->arrays);
+}
+
+/*
+ * All-to-all-v with random, skewed counts (zeros, ranks that send or
+ * receive nothing), blocks in any order with gaps, in place or not, on one
+ * host and on clusters, whole and in parts. Every pair exchanges exactly
+ * its block, and nothing else in the buffers changes.
+ */
+START_TEST(alltoallv_random_counts)
+{
+    static const int sizes[] = {1, 2, 3, 4, 5, 8, 13};
+    static const uint64_t scales[] = {0, 1, 7, 300};
+
+    for (size_t i = 0; i < TT_ARRAY_SIZE(sizes); i++)
+        for (size_t sc = 0; sc < TT_ARRAY_SIZE(scales); sc++)
+            for (int variant = 0; variant < 4; variant++) {
+                int n = sizes[i];
+                unsigned seed = (unsigned)(n * 131 + (int)sc * 17 + variant);
+                tt_cluster_t cluster;
+                a2a_layouts_t l;
+                tt_coll_desc_t d;
+                int clustered = variant >= 2 && n % 2 == 0;
+
+                if (clustered)
+                    ck_assert_int_eq(tt_cluster_uniform(&cluster, 2, n / 2, 2, NULL), TUTTI_OK);
+                a2a_layouts_init(&l, n, scales[sc], seed);
+                d = desc_of(TT_COLL_ALLTOALLV, TT_ALGO_PAIRWISE, n, 0, 1024, 1 + variant % 2,
+                            clustered ? &cluster : NULL);
+                d.layout = l.layout;
+                d.in_place = variant % 2;
+                d.part_steps = variant == 3 ? 3 : 0;
+                run_case(&d, seed);
+                a2a_layouts_fini(&l);
+                if (clustered)
+                    tt_cluster_fini(&cluster);
+            }
+}
+END_TEST
+
+/* All-to-all in parts as small as one round gives the same results, in place too. */
+START_TEST(alltoall_in_parts)
+{
+    const int *shape = shapes[_i];
+    static const uint32_t part_steps[] = {1, 7, 60};
+    tt_cluster_t cluster;
+    int n = shape[0] * shape[1];
+
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, shape[0], shape[1], shape[2], NULL), TUTTI_OK);
+    for (size_t p = 0; p < TT_ARRAY_SIZE(part_steps); p++)
+        for (int in_place = 0; in_place <= 1; in_place++) {
+            tt_coll_desc_t d =
+                desc_of(TT_COLL_ALLTOALL, TT_ALGO_PAIRWISE, n, 37, 1024, 2, &cluster);
+            d.part_steps = part_steps[p];
+            d.in_place = in_place;
+            ck_assert_int_gt(tt_coll_parts(&d), (p < 2 ? 1 : 0));
+            run_case(&d, (unsigned)(_i * 31 + (int)p));
+        }
+    tt_cluster_fini(&cluster);
+}
+END_TEST
+
+/* Pairwise all-to-all moves each block once, straight to its owner, and none to itself. */
+START_TEST(alltoall_bytes_are_one_block_per_pair)
+{
+    int n = _i;
+    uint64_t count = 1001;
+    tt_coll_desc_t d = desc_of(TT_COLL_ALLTOALL, TT_ALGO_PAIRWISE, n, count, 4096, 3, NULL);
+    world_t w;
+
+    world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
+    world_run(&w, 11, "alltoall bytes");
+    check_results(&w, "alltoall bytes");
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++)
+            ck_assert_uint_eq(tt_sim_bytes(w.sim, a, b), a == b ? 0 : count * sizeof(uint64_t));
+    world_fini(&w);
+}
+END_TEST
+
+/* An all-to-all-v whose two ends disagree on a count fails; it never truncates. */
+START_TEST(alltoallv_mismatched_counts_are_caught)
+{
+    int n = 4;
+    a2a_layouts_t l;
+    tt_coll_desc_t d = desc_of(TT_COLL_ALLTOALLV, TT_ALGO_PAIRWISE, n, 0, 1024, 1, NULL);
+    world_t w;
+
+    a2a_layouts_init(&l, n, 50, 5);
+    /* Rank 3 expects one element more from rank 0 than rank 0 sends it. */
+    ((size_t *)l.layout[3].recv_counts)[0]++;
+    d.layout = l.layout;
+    world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
+    ck_assert_int_eq(tt_sim_run(w.sim, w.sched_ptrs, w.bases, w.envs, 9), TUTTI_ERR_PROTOCOL);
+    world_fini(&w);
+    a2a_layouts_fini(&l);
+}
+END_TEST
+
 /* One part of a ring plan holds about part_steps steps however many ranks there are. */
 START_TEST(part_size_does_not_grow_with_ranks)
 {
@@ -725,9 +936,10 @@ static void arrivals_known(const world_t *w, uint64_t *known)
         match[r] = calloc((size_t)s->nsteps + 1, sizeof(int32_t));
         for (int32_t i = 0; i < s->nsteps; i++) {
             int q = s->steps[i].peer;
-            match[r][i] = s->steps[i].kind == TT_STEP_RECV || s->steps[i].kind == TT_STEP_RECV_REDUCE
-                              ? kth_send(&w->scheds[q], r, seen[q]++)
-                              : TT_NO_STEP;
+            match[r][i] =
+                s->steps[i].kind == TT_STEP_RECV || s->steps[i].kind == TT_STEP_RECV_REDUCE
+                    ? kth_send(&w->scheds[q], r, seen[q]++)
+                    : TT_NO_STEP;
         }
         free(seen);
     }
@@ -875,6 +1087,10 @@ static Suite *schedule_suite(void)
     tcase_add_test(props, average_divides_once);
     tcase_add_test(props, floats_bitwise_identical_on_all_ranks);
     tcase_add_test(props, mismatched_counts_are_caught);
+    tcase_add_test(props, alltoallv_mismatched_counts_are_caught);
+    tcase_add_test(shapes_tc, alltoallv_random_counts);
+    tcase_add_loop_test(shapes_tc, alltoall_in_parts, 0, (int)TT_ARRAY_SIZE(shapes));
+    tcase_add_loop_test(props, alltoall_bytes_are_one_block_per_pair, 1, 10);
     tcase_add_test(props, barrier_waits_for_every_rank);
     tcase_add_test(props, selection_is_remembered_faithfully);
     tcase_add_test(props, block_and_chunk_arithmetic);
