@@ -215,6 +215,16 @@ typedef struct tutti_unique_id {
 TUTTI_API tutti_status_t tutti_get_unique_id(tutti_unique_id_t *id_p);
 
 /**
+ * As tutti_get_unique_id(), with settings from @p config (NULL: the
+ * environment and defaults), so that a program can choose the rendezvous
+ * address (TUTTI_BOOTSTRAP_ADDR) per communicator without touching its
+ * environment.
+ * @return TUTTI_OK, TUTTI_ERR_INVALID_ARG, TUTTI_ERR_SYSTEM.
+ */
+TUTTI_API tutti_status_t tutti_get_unique_id_config(tutti_config_t config,
+                                                    tutti_unique_id_t *id_p);
+
+/**
  * Create a communicator of @p nranks ranks; collective over all of them.
  * Rank 0 serves the rendezvous at the id's address. If a rank does not
  * arrive within TUTTI_BOOTSTRAP_TIMEOUT, every rank that did returns

@@ -58,12 +58,18 @@ static uint64_t world_ctx(const tt_bootstrap_id_t *id)
 
 tutti_status_t tutti_get_unique_id(tutti_unique_id_t *id_p)
 {
+    return tutti_get_unique_id_config(NULL, id_p);
+}
+
+tutti_status_t tutti_get_unique_id_config(tutti_config_t config, tutti_unique_id_t *id_p)
+{
     tt_bootstrap_settings_t settings;
     tt_bootstrap_id_t id;
 
     if (id_p == NULL)
         return TUTTI_ERR_INVALID_ARG;
-    TT_CHECK(tt_config_load(&tt_bootstrap_config_table, NULL, &settings));
+    TT_CHECK(tt_config_load(&tt_bootstrap_config_table, config != NULL ? &config->overrides : NULL,
+                            &settings));
     TT_CHECK(tt_bootstrap_id_create(settings.address, &id));
     memset(id_p, 0, sizeof(*id_p));
     memcpy(id_p->bytes, &id, sizeof(id));
