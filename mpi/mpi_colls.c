@@ -113,18 +113,22 @@ void tm_finish_run(tm_finish_t *f)
     f->owned = NULL;
 }
 
-int tm_mpi_error(MPI_Comm comm, tutti_status_t status)
+int tm_mpi_code(tutti_status_t status)
 {
-    int code;
-
     switch (status) {
     case TUTTI_OK: return MPI_SUCCESS;
-    case TUTTI_ERR_INVALID_ARG: code = MPI_ERR_ARG; break;
-    case TUTTI_ERR_NO_MEMORY: code = MPI_ERR_NO_MEM; break;
-    case TUTTI_ERR_PROTOCOL: code = MPI_ERR_TRUNCATE; break; /* counts the ranks disagree on */
-    default: code = TUTTI_STATUS_IS_FAILURE(status) ? MPI_ERR_OTHER : MPI_ERR_INTERN; break;
+    case TUTTI_ERR_INVALID_ARG: return MPI_ERR_ARG;
+    case TUTTI_ERR_NO_MEMORY: return MPI_ERR_NO_MEM;
+    case TUTTI_ERR_PROTOCOL: return MPI_ERR_TRUNCATE; /* counts the ranks disagree on */
+    default: return TUTTI_STATUS_IS_FAILURE(status) ? MPI_ERR_OTHER : MPI_ERR_INTERN;
     }
-    PMPI_Comm_call_errhandler(comm, code);
+}
+
+int tm_mpi_error(MPI_Comm comm, tutti_status_t status)
+{
+    int code = tm_mpi_code(status);
+    if (code != MPI_SUCCESS)
+        PMPI_Comm_call_errhandler(comm, code);
     return code;
 }
 

@@ -62,9 +62,10 @@ static void live_remove(served_comm_t *s)
 static int delete_served(MPI_Comm comm, int key, void *value, void *extra)
 {
     served_comm_t *s = value;
-    (void)comm, (void)key, (void)extra;
+    (void)key, (void)extra;
     if (s->comm != NULL) {
         live_remove(s);
+        tm_requests_drain(comm); /* MPI lets a communicator be freed with calls in flight */
         tutti_comm_destroy(s->comm);
     }
     free(s);

@@ -9,6 +9,11 @@
  *   Open MPI: opal_progress_register (Open MPI 4 does not export its
  *             extended generalized requests), one poll of all requests.
  * With neither, nonblocking calls fall back (tm_nonblocking_served is 0).
+ *
+ * Every request stays on one list until it is both complete and freed by
+ * MPI (in either order: MPI_Request_free may come first, and MPI may call
+ * the free function from inside MPI_Grequest_complete, which therefore runs
+ * without the lock held).
  */
 #include "tutti_mpi.h"
 
@@ -22,32 +27,89 @@ typedef struct pending {
     tm_finish_t finish;
     MPI_Comm comm;
     MPI_Request mpi;
-    int mpi_code; /* the result, once done */
-    int done;     /* the tutti request is complete and MPI knows */
-    int freed;    /* MPI has let go of it (free_fn ran) */
-    struct pending *next;
+    tutti_status_t status; /* the tutti result, once done */
+    int done;              /* the tutti request is complete (and freed) */
+    int completed;         /* MPI_Grequest_complete has returned */
+    int freed;             /* MPI has let go of it (its free function ran) */
+    struct pending *next, *next_done;
 } pending_t;
 
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static pending_t *pending;
 
-/* Move @p p along; once done, tell MPI. Returns 1 if it completed now. Lock held. */
-static int poll_one(pending_t *p)
+/* Free the requests that are complete and that MPI has let go of. Lock held. */
+static void reap(void)
 {
-    tutti_status_t status;
+    for (pending_t **at = &pending; *at != NULL;) {
+        pending_t *p = *at;
+        if (p->completed && p->freed) {
+            *at = p->next;
+            free(p);
+        } else {
+            at = &p->next;
+        }
+    }
+}
 
-    if (p->done)
-        return 0;
-    status = tutti_test(p->treq);
-    if (status == TUTTI_IN_PROGRESS)
-        return 0;
+/* Move @p p along; if it is done now, push it on @p done_list. Lock held. */
+static void poll_one(pending_t *p, pending_t **done_list)
+{
+    if (p->done || (p->status = tutti_test(p->treq)) == TUTTI_IN_PROGRESS)
+        return;
     p->done = 1;
-    if (status == TUTTI_OK)
+    if (p->status == TUTTI_OK)
         tm_finish_run(&p->finish);
     else
         free(p->finish.owned);
-    p->mpi_code = tm_mpi_error(p->comm, status);
-    PMPI_Grequest_complete(p->mpi);
-    return 1;
+    p->next_done = *done_list;
+    *done_list = p;
+}
+
+/* Tell MPI about the requests on @p done_list (lock not held). Returns how many. */
+static int complete_all(pending_t *done_list)
+{
+    int n = 0;
+    for (pending_t *p = done_list, *next; p != NULL; p = next, n++) {
+        next = p->next_done;
+        if (p->status != TUTTI_OK)
+            tm_mpi_error(p->comm, p->status);
+        PMPI_Grequest_complete(p->mpi);
+        pthread_mutex_lock(&pending_lock);
+        p->completed = 1;
+        reap();
+        pthread_mutex_unlock(&pending_lock);
+    }
+    return n;
+}
+
+/* Poll @p only, or every request of @p comm (MPI_COMM_NULL: every request). */
+static int poll_requests(pending_t *only, MPI_Comm comm)
+{
+    pending_t *done_list = NULL;
+
+    pthread_mutex_lock(&pending_lock);
+    if (only != NULL)
+        poll_one(only, &done_list);
+    for (pending_t *p = pending; p != NULL && only == NULL; p = p->next)
+        if (comm == MPI_COMM_NULL || p->comm == comm)
+            poll_one(p, &done_list);
+    pthread_mutex_unlock(&pending_lock);
+    return complete_all(done_list);
+}
+
+void tm_requests_drain(MPI_Comm comm)
+{
+    int busy;
+    do {
+        poll_requests(NULL, comm);
+        busy = 0;
+        pthread_mutex_lock(&pending_lock);
+        for (pending_t *p = pending; p != NULL; p = p->next)
+            busy |= p->comm == comm && !p->done;
+        pthread_mutex_unlock(&pending_lock);
+        if (busy)
+            sched_yield();
+    } while (busy);
 }
 
 static int query(void *state, MPI_Status *status)
@@ -57,8 +119,18 @@ static int query(void *state, MPI_Status *status)
     PMPI_Status_set_cancelled(status, 0);
     status->MPI_SOURCE = MPI_ANY_SOURCE;
     status->MPI_TAG = MPI_ANY_TAG;
-    status->MPI_ERROR = p->mpi_code;
-    return p->mpi_code;
+    status->MPI_ERROR = tm_mpi_code(p->status);
+    return status->MPI_ERROR;
+}
+
+static int free_state(void *state)
+{
+    pending_t *p = state;
+    pthread_mutex_lock(&pending_lock);
+    p->freed = 1;
+    reap();
+    pthread_mutex_unlock(&pending_lock);
+    return MPI_SUCCESS;
 }
 
 /* Collectives cannot be cancelled (MPI leaves cancelling them erroneous): ignore it. */
@@ -72,18 +144,10 @@ static int cancel(void *state, int complete)
 
 const int tm_nonblocking_served = 1;
 
-static int free_state(void *state)
-{
-    free(state);
-    return MPI_SUCCESS;
-}
-
 static int poll(void *state, MPI_Status *status)
 {
     (void)status;
-    pthread_mutex_lock(&pending_lock);
-    poll_one(state);
-    pthread_mutex_unlock(&pending_lock);
+    poll_requests(state, MPI_COMM_NULL);
     return MPI_SUCCESS;
 }
 
@@ -95,7 +159,7 @@ static int wait_all(int count, void **states, double timeout, MPI_Status *status
         left = 0;
         for (int i = 0; i < count; i++) {
             poll(states[i], status);
-            left += !((pending_t *)states[i])->done;
+            left += !((pending_t *)states[i])->completed;
         }
         if (left > 0)
             sched_yield();
@@ -115,37 +179,10 @@ const int tm_nonblocking_served = 1;
 /* Open MPI's progress hook (libopen-pal; declared in headers Debian does not ship). */
 int opal_progress_register(int (*callback)(void));
 
-static pending_t *pending; /* requests not yet complete or not yet freed */
-
-/* MPI lets go of a request only once it is complete; free it when both are true. */
-static int free_state(void *state)
-{
-    pending_t *p = state;
-    pthread_mutex_lock(&pending_lock);
-    p->freed = 1;
-    pthread_mutex_unlock(&pending_lock);
-    return MPI_SUCCESS;
-}
-
 /* Called in every pass of Open MPI's progress loop. */
 static int poll_all(void)
 {
-    int completed = 0;
-
-    if (pthread_mutex_trylock(&pending_lock) != 0)
-        return 0; /* another thread is polling */
-    for (pending_t **at = &pending; *at != NULL;) {
-        pending_t *p = *at;
-        completed += poll_one(p);
-        if (p->done && p->freed) {
-            *at = p->next;
-            free(p);
-        } else {
-            at = &p->next;
-        }
-    }
-    pthread_mutex_unlock(&pending_lock);
-    return completed;
+    return poll_requests(NULL, MPI_COMM_NULL);
 }
 
 static void register_hook(void)
@@ -156,17 +193,8 @@ static void register_hook(void)
 static int start(pending_t *p)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    int rc;
-
     pthread_once(&once, register_hook);
-    rc = PMPI_Grequest_start(query, free_state, cancel, p, &p->mpi);
-    if (rc == MPI_SUCCESS) {
-        pthread_mutex_lock(&pending_lock);
-        p->next = pending;
-        pending = p;
-        pthread_mutex_unlock(&pending_lock);
-    }
-    return rc;
+    return PMPI_Grequest_start(query, free_state, cancel, p, &p->mpi);
 }
 
 #else
@@ -207,11 +235,16 @@ int tm_request_start(tutti_request_t treq, const tm_finish_t *finish, MPI_Comm c
     p->treq = treq;
     p->finish = *finish;
     p->comm = comm;
+    p->status = TUTTI_IN_PROGRESS;
     if (start(p) != MPI_SUCCESS) {
         int rc = complete_now(treq, &p->finish, comm, request_p);
         free(p);
         return rc;
     }
+    pthread_mutex_lock(&pending_lock);
+    p->next = pending;
+    pending = p;
+    pthread_mutex_unlock(&pending_lock);
     *request_p = p->mpi;
     return MPI_SUCCESS;
 }

@@ -87,11 +87,17 @@ typedef struct tm_finish {
 /* Do @p f's work and free what it owns. */
 void tm_finish_run(tm_finish_t *f);
 
+/* The MPI error code for a tutti status (MPI_SUCCESS for TUTTI_OK). */
+int tm_mpi_code(tutti_status_t status);
+
 /*
  * The MPI result of a tutti status on @p comm: MPI_SUCCESS, or an error
  * code after the communicator's error handler has been called.
  */
 int tm_mpi_error(MPI_Comm comm, tutti_status_t status);
+
+/* Complete every served nonblocking call on @p comm (before its tutti communicator goes). */
+void tm_requests_drain(MPI_Comm comm);
 
 /* 1 if this MPI lets nonblocking calls be served (see mpi_requests.c), else 0. */
 extern const int tm_nonblocking_served;
