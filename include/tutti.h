@@ -221,8 +221,7 @@ TUTTI_API tutti_status_t tutti_get_unique_id(tutti_unique_id_t *id_p);
  * environment.
  * @return TUTTI_OK, TUTTI_ERR_INVALID_ARG, TUTTI_ERR_SYSTEM.
  */
-TUTTI_API tutti_status_t tutti_get_unique_id_config(tutti_config_t config,
-                                                    tutti_unique_id_t *id_p);
+TUTTI_API tutti_status_t tutti_get_unique_id_config(tutti_config_t config, tutti_unique_id_t *id_p);
 
 /**
  * Create a communicator of @p nranks ranks; collective over all of them.
@@ -437,6 +436,59 @@ TUTTI_API tutti_status_t tutti_ialltoallv(const void *sendbuf, const size_t *sen
                                           const size_t *recvcounts, const size_t *rdispls,
                                           tutti_datatype_t datatype, tutti_comm_t comm,
                                           tutti_request_t *request_p);
+
+/* ------------------------------------------------------------------------ */
+/* Point-to-point                                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Sends and receives between two ranks. The n-th message a rank sends to a
+ * peer matches the n-th receive that peer posts from it (there are no
+ * tags); a receive's count must equal the send's (else TUTTI_ERR_PROTOCOL).
+ * Outside a group each call is a blocking operation of its own, in the
+ * communicator's order of operations like a collective: a rank that sends
+ * to a peer and then enters a collective the peer reaches before its
+ * receive may wait for ever (as in NCCL). Post exchanges as a group.
+ */
+
+/**
+ * Send @p count elements of @p buf to rank @p peer. Outside a group it
+ * returns once @p buf may be reused; inside one it only records the
+ * message (the buffer is read after tutti_group_end).
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG (peer out of range, NULL buffer
+ *         with count > 0, a send to itself outside a group);
+ *         TUTTI_ERR_UNSUPPORTED; TUTTI_ERR_INVALID_COMM; a failure status.
+ */
+TUTTI_API tutti_status_t tutti_send(const void *buf, size_t count, tutti_datatype_t datatype,
+                                    int peer, tutti_comm_t comm);
+
+/**
+ * Receive @p count elements from rank @p peer into @p buf; see tutti_send().
+ */
+TUTTI_API tutti_status_t tutti_recv(void *buf, size_t count, tutti_datatype_t datatype, int peer,
+                                    tutti_comm_t comm);
+
+/**
+ * Start collecting sends and receives on @p comm: tutti_send() and
+ * tutti_recv() calls until tutti_group_end() are posted together as one
+ * operation, so that they progress together (a rank may send to and
+ * receive from the same peers, in any order, without deadlock). Messages to
+ * this rank itself must pair with receives from itself in the same group.
+ * A group belongs to the communicator: don't build two at once from
+ * different threads. Groups do not nest.
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG if a group is already open;
+ *         TUTTI_ERR_INVALID_COMM.
+ */
+TUTTI_API tutti_status_t tutti_group_start(tutti_comm_t comm);
+
+/**
+ * Post the group: blocking if @p request_p is NULL, else a request to
+ * complete with tutti_wait() or tutti_test() (the buffers belong to the
+ * library until then). An empty group does nothing.
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG (no group open, unpaired
+ *         messages to itself); a failure status.
+ */
+TUTTI_API tutti_status_t tutti_group_end(tutti_comm_t comm, tutti_request_t *request_p);
 
 /**
  * Wait for a request to complete, then free it.

@@ -5,18 +5,13 @@
 #include "config.h"
 
 #include "api/comm.h"
+#include "api/request.h"
 
 #include "coll/cost.h"
 #include "util/log.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-struct tutti_request {
-    tt_op_t op;
-    tt_plan_t *plan;
-    tutti_comm_t comm;
-};
 
 /* One call as the user made it. */
 typedef struct call {
@@ -215,21 +210,12 @@ static tutti_status_t prepare(tutti_comm_t comm, call_t *c, tt_op_t *op, tt_plan
                 desc.chunk_bytes, (*plan_p)->nparts, (*plan_p)->nparts == 1 ? "" : "s", why,
                 tt_cost_predict(&desc, desc.cluster) * 1e6);
 
-    memset(op, 0, sizeof(*op));
-    op->sched = &(*plan_p)->sched;
-    op->nparts = (*plan_p)->nparts;
-    op->build_part = tt_plan_build_part;
-    op->plan = *plan_p;
-    op->base[TT_BUF_SEND] = (void *)(uintptr_t)c->sendbuf;
-    op->base[TT_BUF_RECV] = c->recvbuf;
-    op->name = name;
-    op->env.route = comm->route;
+    tt_request_op_init(op, *plan_p, comm, name, c->sendbuf, c->recvbuf, call_signature(c));
     if (is_reduction(c->kind)) {
         op->env.reduce = comm->kernels[c->datatype][c->op == TUTTI_AVG ? TUTTI_SUM : c->op];
         op->env.reduce_final = comm->kernels[c->datatype][c->op];
         op->env.divisor = (uint32_t)comm->nranks;
     }
-    op->tag = call_signature(c);
     return TUTTI_OK;
 }
 
@@ -237,75 +223,22 @@ static tutti_status_t run_blocking(tutti_comm_t comm, call_t *c)
 {
     tt_plan_t *plan;
     tt_op_t op;
-    tutti_status_t status;
 
     TT_CHECK(prepare(comm, c, &op, &plan));
-    status = tt_engine_run(&comm->engine, &op);
-    tt_plan_release(plan);
-    return status;
+    return tt_request_submit(comm, &op, plan, NULL);
 }
 
 static tutti_status_t run_nonblocking(tutti_comm_t comm, call_t *c, tutti_request_t *request_p)
 {
-    tutti_request_t req;
-    tutti_status_t status;
+    tt_plan_t *plan;
+    tt_op_t op;
 
     if (request_p == NULL) {
         tt_error("%s: request pointer is NULL", tt_coll_kind_names[c->kind]);
         return TUTTI_ERR_INVALID_ARG;
     }
-    req = calloc(1, sizeof(*req));
-    if (req == NULL)
-        return TUTTI_ERR_NO_MEMORY;
-    status = prepare(comm, c, &req->op, &req->plan);
-    if (status != TUTTI_OK) {
-        free(req);
-        return status;
-    }
-    req->comm = comm;
-    atomic_fetch_add(&comm->refs, 1);
-    status = tt_engine_post(&comm->engine, &req->op);
-    if (status != TUTTI_OK) {
-        tt_plan_release(req->plan);
-        tt_comm_release(comm);
-        free(req);
-        return status;
-    }
-    *request_p = req;
-    return TUTTI_OK;
-}
-
-static void request_free(tutti_request_t req)
-{
-    tt_plan_release(req->plan);
-    tt_comm_release(req->comm);
-    free(req);
-}
-
-tutti_status_t tutti_wait(tutti_request_t request)
-{
-    tutti_status_t status;
-    if (request == NULL)
-        return TUTTI_ERR_INVALID_ARG;
-    status = (tutti_status_t)atomic_load(&request->op.status);
-    /* After an abort the engine is gone, but every operation's status is final. */
-    if (status == TUTTI_IN_PROGRESS)
-        status = tt_engine_wait(&request->comm->engine, &request->op);
-    request_free(request);
-    return status;
-}
-
-tutti_status_t tutti_test(tutti_request_t request)
-{
-    tutti_status_t status;
-    if (request == NULL)
-        return TUTTI_ERR_INVALID_ARG;
-    status = (tutti_status_t)atomic_load(&request->op.status);
-    if (status == TUTTI_IN_PROGRESS)
-        status = tt_engine_test(&request->comm->engine, &request->op);
-    if (status != TUTTI_IN_PROGRESS)
-        request_free(request);
-    return status;
+    TT_CHECK(prepare(comm, c, &op, &plan));
+    return tt_request_submit(comm, &op, plan, request_p);
 }
 
 /* ---------------------------------------------------------------- entry points */

@@ -135,6 +135,8 @@ void tt_comm_release(tutti_comm_t comm)
     if (atomic_fetch_sub(&comm->refs, 1) != 1)
         return;
     tt_config_overrides_clear(&comm->overrides);
+    pthread_mutex_destroy(&comm->group.lock);
+    free(comm->group.msgs);
     free(comm->route);
     free(comm->session_ranks);
     free(comm);
@@ -158,6 +160,7 @@ tutti_status_t tt_comm_create(tt_bootstrap_t *bs, int rank, int nranks, int *ses
     comm->bs = bs;
     comm->session_ranks = session_ranks;
     atomic_init(&comm->refs, 1);
+    pthread_mutex_init(&comm->group.lock, NULL);
     tt_log_set_rank(session_ranks[rank]);
     status = load_settings(comm, overrides);
     tt_plan_cache_init(&comm->plans);

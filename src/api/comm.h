@@ -9,9 +9,18 @@
 #include "health/health.h"
 #include "reduce/reduce.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #define TT_MAX_TRANSPORTS 4
+
+/* Sends and receives collected between tutti_group_start() and tutti_group_end(). */
+typedef struct tt_p2p_group {
+    pthread_mutex_t lock;
+    int open;           /* a group is being collected */
+    tt_p2p_msg_t *msgs; /* offsets hold the buffers' addresses until the group is posted */
+    size_t n, cap;
+} tt_p2p_group_t;
 
 struct tutti_comm {
     int rank, nranks;
@@ -37,6 +46,7 @@ struct tutti_comm {
     tt_health_t health;
     tt_engine_t engine;
     tt_plan_cache_t plans;
+    tt_p2p_group_t group;
 };
 
 /*

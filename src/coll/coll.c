@@ -4,10 +4,15 @@
 #include "coll/ring.h"
 
 const char *const tt_coll_kind_names[TT_COLL_KIND_COUNT] = {
-    [TT_COLL_ALLREDUCE] = "allreduce", [TT_COLL_REDUCE_SCATTER] = "reduce_scatter",
-    [TT_COLL_ALLGATHER] = "allgather", [TT_COLL_BROADCAST] = "broadcast",
-    [TT_COLL_REDUCE] = "reduce",       [TT_COLL_BARRIER] = "barrier",
-    [TT_COLL_ALLTOALL] = "alltoall",   [TT_COLL_ALLTOALLV] = "alltoallv",
+    [TT_COLL_ALLREDUCE] = "allreduce",
+    [TT_COLL_REDUCE_SCATTER] = "reduce_scatter",
+    [TT_COLL_ALLGATHER] = "allgather",
+    [TT_COLL_BROADCAST] = "broadcast",
+    [TT_COLL_REDUCE] = "reduce",
+    [TT_COLL_BARRIER] = "barrier",
+    [TT_COLL_ALLTOALL] = "alltoall",
+    [TT_COLL_ALLTOALLV] = "alltoallv",
+    [TT_COLL_P2P] = "p2p",
 };
 
 const char *const tt_algo_names[TT_ALGO_COUNT + 1] = {
@@ -20,6 +25,7 @@ const char *const tt_algo_names[TT_ALGO_COUNT + 1] = {
     [TT_ALGO_BINOMIAL] = "binomial",
     [TT_ALGO_DISSEMINATION] = "dissemination",
     [TT_ALGO_PAIRWISE] = "pairwise",
+    [TT_ALGO_DIRECT] = "direct",
     [TT_ALGO_COUNT] = NULL,
 };
 
@@ -36,6 +42,7 @@ int tt_algo_supports(tt_algo_t algo, tt_coll_kind_t kind)
     case TT_COLL_BARRIER: return algo == TT_ALGO_DISSEMINATION;
     case TT_COLL_ALLTOALL:
     case TT_COLL_ALLTOALLV: return algo == TT_ALGO_PAIRWISE;
+    case TT_COLL_P2P: return algo == TT_ALGO_DIRECT;
     default: return 0;
     }
 }
@@ -254,6 +261,7 @@ static tutti_status_t build_rounds(const tt_coll_desc_t *d, tt_rounds_t w, tt_sc
         break;
     case TT_ALGO_DISSEMINATION: tt_dissemination_barrier(d, s); break;
     case TT_ALGO_PAIRWISE: tt_pairwise_alltoall(d, w, s); break;
+    case TT_ALGO_DIRECT: tt_direct_p2p(d, s); break;
     default: return TUTTI_ERR_INVALID_ARG;
     }
     return tt_schedule_finalize(s);

@@ -20,6 +20,7 @@ typedef enum tt_coll_kind {
     TT_COLL_BARRIER,
     TT_COLL_ALLTOALL,
     TT_COLL_ALLTOALLV,
+    TT_COLL_P2P, /* a group of sends and receives (only the ranks involved take part) */
     TT_COLL_KIND_COUNT,
 } tt_coll_kind_t;
 
@@ -36,6 +37,7 @@ typedef enum tt_algo {
     TT_ALGO_BINOMIAL, /* binomial tree (broadcast, reduce) */
     TT_ALGO_DISSEMINATION, /* barrier */
     TT_ALGO_PAIRWISE,      /* pairwise exchange (all-to-all, all-to-all-v) */
+    TT_ALGO_DIRECT,        /* each message as it is (point-to-point) */
     TT_ALGO_COUNT,
 } tt_algo_t;
 
@@ -55,6 +57,20 @@ typedef struct tt_a2a_layout {
     const size_t *recv_counts, *recv_displs;
 } tt_a2a_layout_t;
 
+/* One message of a point-to-point group, in bytes. */
+typedef struct tt_p2p_msg {
+    int send;        /* 1: to peer; 0: from peer */
+    int peer;        /* may be this rank: its sends and receives pair up in order */
+    uint64_t offset; /* from the send buffer's base (sends) or the receive buffer's */
+    uint64_t bytes;
+} tt_p2p_msg_t;
+
+/* A point-to-point group: its messages in the order they were posted. */
+typedef struct tt_p2p_list {
+    const tt_p2p_msg_t *msgs;
+    size_t n;
+} tt_p2p_list_t;
+
 /* One rank's part of one collective, everything the schedule depends on. */
 typedef struct tt_coll_desc {
     tt_coll_kind_t kind;
@@ -73,6 +89,8 @@ typedef struct tt_coll_desc {
     const tt_cluster_t *cluster; /* NULL: all ranks on one host, in rank order */
     /* all-to-all-v: the counts; NULL means count elements to and from every rank */
     const tt_a2a_layout_t *layout;
+    /* point-to-point: the messages (read while building; plans come in one part) */
+    const tt_p2p_list_t *p2p;
 } tt_coll_desc_t;
 
 /*
@@ -113,6 +131,7 @@ void tt_binomial_broadcast(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
+void tt_direct_p2p(const tt_coll_desc_t *d, tt_schedule_t *s);
 
 /* Elements from a buffer's start that @p n blocks (counts, displacements) reach. */
 uint64_t tt_a2a_extent(const size_t *counts, const size_t *displs, int n);

@@ -284,7 +284,8 @@ static tutti_status_t enqueue(tt_engine_t *e, tt_op_t *op)
     if (failed != TUTTI_OK)
         return failed;
     atomic_store(&op->status, TUTTI_IN_PROGRESS);
-    op->tag = (uint32_t)op->tag | (uint64_t)e->next_seq++ << 32;
+    op->tag = (uint32_t)op->tag | (uint64_t)(op->unnumbered ? TT_UNNUMBERED_SEQ : e->next_seq++)
+                                      << 32;
     op->deadline = 0;
     op->next = NULL;
     if (e->tail != NULL)

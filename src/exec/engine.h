@@ -39,6 +39,7 @@ typedef struct tt_op {
     void *base[TT_BUF_COUNT]; /* send, receive; scratch is filled in at start */
     tt_exec_env_t env;
     uint64_t tag;      /* low 32 bits from the poster; the engine adds the sequence number */
+    int unnumbered;    /* point-to-point: only some ranks post it, so it takes no number */
     const char *name;  /* for logs */
     int64_t deadline;  /* 0 until the engine first looks at it */
     atomic_int status; /* a tutti_status_t: TUTTI_IN_PROGRESS until done */
@@ -76,9 +77,13 @@ tutti_status_t tt_engine_init(tt_engine_t *e, const tt_engine_settings_t *settin
 /* Stop the progress thread; queued and active operations fail with @p status. */
 void tt_engine_fini(tt_engine_t *e, tutti_status_t status);
 
+/* The sequence number in the tags of unnumbered (point-to-point) operations. */
+#define TT_UNNUMBERED_SEQ UINT32_MAX
+
 /*
  * Queue @p op, numbering it: the n-th operation of a communicator carries n
- * in its messages' tags on every rank. Returns the communicator's failure status instead (and does
+ * in its messages' tags on every rank (unnumbered ones carry TT_UNNUMBERED_SEQ
+ * and do not count). Returns the communicator's failure status instead (and does
  * not queue) if it has failed.
  */
 tutti_status_t tt_engine_post(tt_engine_t *e, tt_op_t *op);

@@ -433,6 +433,68 @@ START_TEST(mismatched_calls_fail_instead_of_hanging)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- point-to-point */
+
+static int p2p_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
+{
+    tutti_comm_t comm = tt_test_comm(rank, n, id, NULL);
+    int right = (rank + 1) % n, left = (rank + n - 1) % n;
+    int32_t out[1000], in[1000], self_in[3], sum = 0, total;
+    tutti_request_t req;
+
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        out[i] = rank * 100000 + i;
+    /* A ring in one group: everyone sends before anyone receives. */
+    EXPECT(rank, tutti_group_start(comm), TUTTI_OK);
+    EXPECT(rank, tutti_send(out, 1000, TUTTI_INT32, right, comm), TUTTI_OK);
+    EXPECT(rank, tutti_recv(in, 1000, TUTTI_INT32, left, comm), TUTTI_OK);
+    EXPECT(rank, tutti_send(out, 3, TUTTI_INT32, rank, comm), TUTTI_OK); /* to itself */
+    EXPECT(rank, tutti_recv(self_in, 3, TUTTI_INT32, rank, comm), TUTTI_OK);
+    EXPECT(rank, tutti_group_end(comm, &req), TUTTI_OK);
+    EXPECT(rank, tutti_wait(req), TUTTI_OK);
+    for (int i = 0; i < 1000; i++)
+        if (in[i] != left * 100000 + i)
+            return tt_fail(rank, "ring: element %d is %d, expected %d", i, in[i],
+                           left * 100000 + i);
+    if (self_in[2] != out[2])
+        return tt_fail(rank, "the message to itself did not arrive");
+    /* Outside a group, between two ranks only: the others' collectives keep their numbers. */
+    if (n > 1 && rank == 0)
+        EXPECT(rank, tutti_send(out, 7, TUTTI_INT32, n - 1, comm), TUTTI_OK);
+    if (n > 1 && rank == n - 1) {
+        EXPECT(rank, tutti_recv(in, 7, TUTTI_INT32, 0, comm), TUTTI_OK);
+        if (in[6] != 6)
+            return tt_fail(rank, "blocking receive: element 6 is %d", in[6]);
+    }
+    sum = rank;
+    EXPECT(rank, tutti_allreduce(&sum, &total, 1, TUTTI_INT32, TUTTI_SUM, comm), TUTTI_OK);
+    if (total != n * (n - 1) / 2)
+        return tt_fail(rank, "allreduce after point-to-point: %d", total);
+    /* Bad input: a clear error, nothing posted. */
+    EXPECT(rank, tutti_send(out, 1, TUTTI_INT32, n, comm), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_recv(NULL, 1, TUTTI_INT32, left, comm), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_send(out, 1, (tutti_datatype_t)77, left, comm), TUTTI_ERR_UNSUPPORTED);
+    EXPECT(rank, tutti_send(out, 1, TUTTI_INT32, rank, comm), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_group_end(comm, NULL), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_group_start(comm), TUTTI_OK);
+    EXPECT(rank, tutti_group_start(comm), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_group_end(comm, NULL), TUTTI_OK); /* empty */
+    /* Empty messages, NULL buffers. */
+    EXPECT(rank, tutti_group_start(comm), TUTTI_OK);
+    EXPECT(rank, tutti_send(NULL, 0, TUTTI_INT32, right, comm), TUTTI_OK);
+    EXPECT(rank, tutti_recv(NULL, 0, TUTTI_INT32, left, comm), TUTTI_OK);
+    EXPECT(rank, tutti_group_end(comm, NULL), TUTTI_OK);
+    EXPECT(rank, tutti_comm_destroy(comm), TUTTI_OK);
+    return 0;
+}
+
+START_TEST(point_to_point)
+{
+    ck_assert_int_eq(tt_run_ranks(_i, p2p_rank, NULL, 60), 0);
+}
+END_TEST
+
 /*
  * All-to-all-v where rank 1 expects one element more from rank 0 than rank
  * 0 sends: rank 1 must get TUTTI_ERR_PROTOCOL (the length mismatch), not
@@ -484,6 +546,7 @@ static Suite *api_suite(void)
     tcase_add_test(life, init_fails_everywhere_when_a_rank_is_missing);
     tcase_add_loop_test(life, split_by_color_and_key, 1, 7);
     tcase_add_loop_test(life, nonblocking_requests, 1, 5);
+    tcase_add_loop_test(life, point_to_point, 1, 5);
     tcase_add_test(life, init_from_environment);
     tcase_add_test(fail, deadline_ends_a_stuck_collective);
     tcase_add_test(fail, abort_reaches_the_others);

@@ -713,6 +713,83 @@ START_TEST(alltoallv_mismatched_counts_are_caught)
 }
 END_TEST
 
+/*
+ * Point-to-point groups: random messages of random sizes (zero included)
+ * between random pairs of ranks (a rank and itself included); each rank
+ * posts its sends and receives in the order the messages were made, sends
+ * and receives interleaved. Every message must land whole where its
+ * receive says, with no deadlock under rendezvous sends.
+ */
+START_TEST(p2p_groups_match_in_order)
+{
+    enum { N = 6, MSGS = 40 };
+    unsigned seed = 4242u + (unsigned)_i;
+    struct {
+        int from, to;
+        uint64_t bytes, send_at, recv_at;
+    } m[MSGS];
+    tt_p2p_msg_t lists[N][2 * MSGS];
+    size_t nlist[N] = {0}, send_len[N] = {0}, recv_len[N] = {0};
+    unsigned char *bufs[N][2];
+    tt_schedule_t scheds[N];
+    const tt_schedule_t *ptrs[N];
+    void *bases[N][TT_BUF_COUNT];
+    tt_exec_env_t envs[N];
+    tt_transport_t *routes[N][N];
+    tt_sim_t *sim = tt_sim_create(N, 64);
+
+    for (int i = 0; i < MSGS; i++) {
+        m[i].from = rand_r(&seed) % N;
+        m[i].to = rand_r(&seed) % N;
+        m[i].bytes = rand_r(&seed) % 4 == 0 ? 0 : (uint64_t)(rand_r(&seed) % 3000);
+        m[i].send_at = send_len[m[i].from];
+        m[i].recv_at = recv_len[m[i].to];
+        send_len[m[i].from] += m[i].bytes;
+        recv_len[m[i].to] += m[i].bytes;
+    }
+    /* Each rank lists its sends and receives as the messages come: interleaved, in order. */
+    for (int i = 0; i < MSGS; i++) {
+        int r = m[i].from, q = m[i].to;
+        lists[r][nlist[r]++] = (tt_p2p_msg_t){1, q, m[i].send_at, m[i].bytes};
+        lists[q][nlist[q]++] = (tt_p2p_msg_t){0, r, m[i].recv_at, m[i].bytes};
+    }
+    for (int r = 0; r < N; r++) {
+        tt_p2p_list_t list = {lists[r], nlist[r]};
+        tt_coll_desc_t d = {.kind = TT_COLL_P2P,
+                            .algo = TT_ALGO_DIRECT,
+                            .elem_size = 1,
+                            .rank = r,
+                            .nranks = N,
+                            .channels = 1,
+                            .p2p = &list};
+        bufs[r][0] = malloc(send_len[r] + 1);
+        bufs[r][1] = calloc(recv_len[r] + 1, 1);
+        for (size_t b = 0; b < send_len[r]; b++)
+            bufs[r][0][b] = (unsigned char)(r * 37 + (int)b * 11);
+        tt_schedule_init(&scheds[r], 1);
+        ck_assert_int_eq(tt_coll_build(&d, &scheds[r]), TUTTI_OK);
+        ptrs[r] = &scheds[r];
+        bases[r][TT_BUF_SEND] = bufs[r][0];
+        bases[r][TT_BUF_RECV] = bufs[r][1];
+        bases[r][TT_BUF_SCRATCH] = NULL;
+        for (int p = 0; p < N; p++)
+            routes[r][p] = tt_sim_transport(sim, r);
+        envs[r] = (tt_exec_env_t){.route = routes[r]};
+    }
+    ck_assert_int_eq(tt_sim_run(sim, ptrs, bases, envs, seed), TUTTI_OK);
+    for (int i = 0; i < MSGS; i++)
+        for (uint64_t b = 0; b < m[i].bytes; b++)
+            ck_assert_uint_eq(bufs[m[i].to][1][m[i].recv_at + b],
+                              (unsigned char)(m[i].from * 37 + (int)(m[i].send_at + b) * 11));
+    for (int r = 0; r < N; r++) {
+        tt_schedule_fini(&scheds[r]);
+        free(bufs[r][0]);
+        free(bufs[r][1]);
+    }
+    tt_sim_destroy(sim);
+}
+END_TEST
+
 /* One part of a ring plan holds about part_steps steps however many ranks there are. */
 START_TEST(part_size_does_not_grow_with_ranks)
 {
@@ -1088,6 +1165,7 @@ static Suite *schedule_suite(void)
     tcase_add_test(props, floats_bitwise_identical_on_all_ranks);
     tcase_add_test(props, mismatched_counts_are_caught);
     tcase_add_test(props, alltoallv_mismatched_counts_are_caught);
+    tcase_add_loop_test(props, p2p_groups_match_in_order, 0, 8);
     tcase_add_test(shapes_tc, alltoallv_random_counts);
     tcase_add_loop_test(shapes_tc, alltoall_in_parts, 0, (int)TT_ARRAY_SIZE(shapes));
     tcase_add_loop_test(props, alltoall_bytes_are_one_block_per_pair, 1, 10);
