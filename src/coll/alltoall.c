@@ -17,10 +17,22 @@
  *
  * In place, the blocks to send are first copied to the scratch area (every
  * part reserves the same area, so the copy made in part 0 lasts).
+ *
+ * Bruck's algorithm (small all-to-alls): ceil(log2 n) rounds instead of
+ * n-1, each moving about half of the data. The blocks are rotated into a
+ * scratch array so that slot i holds the block for the rank i positions
+ * on; round b sends every slot whose index has bit b set to the rank 2^b
+ * positions on, which stores it in the same slot. After the last round
+ * slot i holds the block from the rank i positions back, and a last pass
+ * puts each block where the receive buffer wants it. Slots with bit b set
+ * come in runs of 2^b, so packing a round's slots into one message takes
+ * n/2^(b+1) copies: O(n) steps in all.
  */
 #include "config.h"
 
 #include "coll/ring.h"
+
+#include <stdlib.h>
 
 /* Rounds in flight at once. */
 #define A2A_WINDOW 8
@@ -102,4 +114,78 @@ void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t 
                                   sent[slot], got[slot]);
         sent[slot] = send;
     }
+}
+
+/* Bruck round for bit @p bit: pack, exchange, unpack; returns the step that ends it. */
+static int32_t bruck_round(const tt_coll_desc_t *d, tt_schedule_t *s, const tt_ring_t *g, int bit,
+                           tt_ref_t slots, tt_ref_t packed, tt_ref_t arrived, int32_t ready,
+                           int32_t *copies)
+{
+    int n = d->nranks, step = 1 << bit, nruns = 0;
+    size_t es = d->elem_size;
+    uint64_t moved = 0;
+    int32_t sent, got, both[2];
+
+    /* Pack: the runs of slots with this bit set, one after another. */
+    for (int i = step; i < n; i += 2 * step) {
+        uint64_t len = (uint64_t)TT_MIN(step, n - i) * d->count;
+        copies[nruns++] =
+            tt_sched_copy(s, tt_ref_add(packed, moved * es),
+                          tt_ref_add(slots, (uint64_t)i * d->count * es), len, ready, TT_NO_STEP);
+        moved += len;
+    }
+    tt_sched_set_channel(s, bit % TT_MAX(1, TT_MIN(d->channels, TT_MAX_CHANNELS)));
+    sent = tt_sched_send(s, tt_ring_peer(g, step), packed, moved, 0,
+                         tt_sched_join(s, copies, (size_t)nruns), TT_NO_STEP);
+    got = tt_sched_recv(s, tt_ring_peer(g, -step), arrived, moved, ready, TT_NO_STEP);
+    /* Unpack into the same slots, once the packing has read them (the send waited for it). */
+    both[0] = got;
+    both[1] = sent;
+    got = tt_sched_join(s, both, 2);
+    nruns = 0;
+    moved = 0;
+    for (int i = step; i < n; i += 2 * step) {
+        uint64_t len = (uint64_t)TT_MIN(step, n - i) * d->count;
+        copies[nruns++] = tt_sched_copy(s, tt_ref_add(slots, (uint64_t)i * d->count * es),
+                                        tt_ref_add(arrived, moved * es), len, got, TT_NO_STEP);
+        moved += len;
+    }
+    return tt_sched_join(s, copies, (size_t)nruns);
+}
+
+void tt_bruck_alltoall(const tt_coll_desc_t *d, tt_schedule_t *s)
+{
+    int n = d->nranks;
+    size_t es = d->elem_size;
+    uint64_t block = d->count * es, half = (uint64_t)(n / 2 + 1) * block;
+    tt_ref_t slots, packed, arrived;
+    int32_t ready, *copies;
+    tt_ring_t g;
+
+    if (d->count == 0)
+        return;
+    copies = malloc((size_t)n * sizeof(*copies));
+    if (copies == NULL) {
+        s->status = TUTTI_ERR_NO_MEMORY;
+        return;
+    }
+    tt_ring_channel(&g, d, 0);
+    slots = tt_sched_scratch(s, (uint64_t)n * block);
+    packed = tt_sched_scratch(s, half);
+    arrived = tt_sched_scratch(s, half);
+    /* Slot i: the block for the rank i positions on. */
+    for (int i = 0; i < n; i++)
+        copies[i] = tt_sched_copy(
+            s, tt_ref_add(slots, (uint64_t)i * block),
+            tt_elem_ref(TT_BUF_SEND, (uint64_t)tt_ring_rank_at(&g, g.me + i) * d->count, es),
+            d->count, TT_NO_STEP, TT_NO_STEP);
+    ready = tt_sched_join(s, copies, (size_t)n);
+    for (int bit = 0; (1 << bit) < n; bit++)
+        ready = bruck_round(d, s, &g, bit, slots, packed, arrived, ready, copies);
+    /* Slot i came from the rank i positions back. */
+    for (int i = 0; i < n; i++)
+        tt_sched_copy(
+            s, tt_elem_ref(TT_BUF_RECV, (uint64_t)tt_ring_rank_at(&g, g.me - i) * d->count, es),
+            tt_ref_add(slots, (uint64_t)i * block), d->count, ready, TT_NO_STEP);
+    free(copies);
 }

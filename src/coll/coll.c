@@ -26,6 +26,7 @@ const char *const tt_algo_names[TT_ALGO_COUNT + 1] = {
     [TT_ALGO_DISSEMINATION] = "dissemination",
     [TT_ALGO_PAIRWISE] = "pairwise",
     [TT_ALGO_DIRECT] = "direct",
+    [TT_ALGO_BRUCK] = "bruck",
     [TT_ALGO_COUNT] = NULL,
 };
 
@@ -40,7 +41,7 @@ int tt_algo_supports(tt_algo_t algo, tt_coll_kind_t kind)
     case TT_COLL_BROADCAST:
     case TT_COLL_REDUCE: return algo == TT_ALGO_CHAIN || algo == TT_ALGO_BINOMIAL;
     case TT_COLL_BARRIER: return algo == TT_ALGO_DISSEMINATION;
-    case TT_COLL_ALLTOALL:
+    case TT_COLL_ALLTOALL: return algo == TT_ALGO_PAIRWISE || algo == TT_ALGO_BRUCK;
     case TT_COLL_ALLTOALLV: return algo == TT_ALGO_PAIRWISE;
     case TT_COLL_P2P: return algo == TT_ALGO_DIRECT;
     default: return 0;
@@ -262,6 +263,7 @@ static tutti_status_t build_rounds(const tt_coll_desc_t *d, tt_rounds_t w, tt_sc
     case TT_ALGO_DISSEMINATION: tt_dissemination_barrier(d, s); break;
     case TT_ALGO_PAIRWISE: tt_pairwise_alltoall(d, w, s); break;
     case TT_ALGO_DIRECT: tt_direct_p2p(d, s); break;
+    case TT_ALGO_BRUCK: tt_bruck_alltoall(d, s); break;
     default: return TUTTI_ERR_INVALID_ARG;
     }
     return tt_schedule_finalize(s);

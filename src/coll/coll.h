@@ -38,6 +38,7 @@ typedef enum tt_algo {
     TT_ALGO_DISSEMINATION, /* barrier */
     TT_ALGO_PAIRWISE,      /* pairwise exchange (all-to-all, all-to-all-v) */
     TT_ALGO_DIRECT,        /* each message as it is (point-to-point) */
+    TT_ALGO_BRUCK,         /* log-step all-to-all for small blocks */
     TT_ALGO_COUNT,
 } tt_algo_t;
 
@@ -132,6 +133,7 @@ void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
 void tt_direct_p2p(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_bruck_alltoall(const tt_coll_desc_t *d, tt_schedule_t *s);
 
 /* Elements from a buffer's start that @p n blocks (counts, displacements) reach. */
 uint64_t tt_a2a_extent(const size_t *counts, const size_t *displs, int n);

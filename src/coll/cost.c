@@ -292,6 +292,29 @@ static double pairwise_time(const tt_cluster_t *c, int n, double bytes)
     return TT_MAX(local, remote);
 }
 
+/*
+ * Bruck all-to-all of @p bytes per rank: a rotation and a final pass that
+ * copy everything, and a round per bit, each sending the slots with that
+ * bit set (about half) to the rank 2^b positions on, packed and unpacked;
+ * between hosts the host's ranks share its NICs.
+ */
+static double bruck_time(const tt_cluster_t *c, int n, double bytes)
+{
+    const tt_cost_model_t *m = &c->cost;
+    double t = 2 * bytes / m->gamma;
+
+    for (int step = 1; step < n; step *= 2) {
+        tt_link_class_t cls = hop_class(c, step);
+        double slots = 0, moved;
+        for (int i = step; i < n; i += 2 * step)
+            slots += TT_MIN(step, n - i);
+        moved = bytes / n * slots;
+        t += message(m, cls, moved * (cls == TT_LINK_NET ? nic_sharing(c) : 1)) +
+             2 * moved / m->gamma;
+    }
+    return t;
+}
+
 double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
 {
     tt_cluster_t single;
@@ -314,6 +337,7 @@ double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
     case TT_ALGO_BINOMIAL: return rounds_time(c, n, bytes, reduce ? bytes / m->gamma : 0);
     case TT_ALGO_DISSEMINATION: return rounds_time(c, n, 0, 0);
     case TT_ALGO_PAIRWISE: return pairwise_time(c, n, bytes);
+    case TT_ALGO_BRUCK: return bruck_time(c, n, bytes);
     default: return INFINITY;
     }
 }

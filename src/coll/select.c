@@ -15,8 +15,8 @@
 static const tt_config_field_t coll_fields[] = {
     {"ALGO", "auto",
      "algorithms: auto, one name for every collective that has it (ring, tree, hier, rd, chain, "
-     "binomial, dissemination; latency = rd/binomial, bandwidth = ring/chain), or per "
-     "collective: allreduce=tree,broadcast=binomial",
+     "binomial, dissemination, pairwise, bruck; latency = rd/binomial/bruck, bandwidth = "
+     "ring/chain/pairwise), or per collective: allreduce=tree,alltoall=bruck",
      TT_CFG_STRING, offsetof(tt_coll_settings_t, algo), NULL},
     {"CHUNK_SIZE", "auto", "bytes per pipeline chunk (auto: from the cost model)", TT_CFG_SIZE,
      offsetof(tt_coll_settings_t, chunk_bytes), NULL},
@@ -67,11 +67,13 @@ static int apply_everywhere(const char *name, size_t len, tt_algo_t forced[TT_CO
         if (latency)
             pick = k == TT_COLL_ALLREDUCE                            ? TT_ALGO_RD
                    : (k == TT_COLL_BROADCAST || k == TT_COLL_REDUCE) ? TT_ALGO_BINOMIAL
+                   : k == TT_COLL_ALLTOALL                           ? TT_ALGO_BRUCK
                                                                      : TT_ALGO_AUTO;
         else if (bandwidth)
-            pick = (k == TT_COLL_BROADCAST || k == TT_COLL_REDUCE) ? TT_ALGO_CHAIN
-                   : k == TT_COLL_BARRIER                          ? TT_ALGO_AUTO
-                                                                   : TT_ALGO_RING;
+            pick = (k == TT_COLL_BROADCAST || k == TT_COLL_REDUCE)     ? TT_ALGO_CHAIN
+                   : (k == TT_COLL_ALLTOALL || k == TT_COLL_ALLTOALLV) ? TT_ALGO_PAIRWISE
+                   : (k == TT_COLL_BARRIER || k == TT_COLL_P2P)        ? TT_ALGO_AUTO
+                                                                       : TT_ALGO_RING;
         else if (algo > 0 && tt_algo_supports((tt_algo_t)algo, (tt_coll_kind_t)k))
             pick = (tt_algo_t)algo;
         if (pick != TT_ALGO_AUTO) {
@@ -218,6 +220,9 @@ static int can_run(tt_algo_t algo, const tt_coll_desc_t *d, const tt_cluster_t *
 {
     if (!tt_algo_supports(algo, d->kind))
         return 0;
+    /* Bruck's plan comes in one part of O(n) steps: not for huge communicators. */
+    if (algo == TT_ALGO_BRUCK)
+        return d->nranks <= 4096;
     /* The hierarchical plan needs hosts of equal size, several of them. */
     if (algo == TT_ALGO_HIER)
         return c != NULL && c->ranks_per_host > 0 && c->nhosts > 1 && c->nranks == d->nranks;

@@ -133,9 +133,11 @@ static const config_def_t configs[NUM_CONFIGS] = {
                            {"TUTTI_PIPELINE_SLOTS", "1"},
                            {"TUTTI_PART_STEPS", "5"},
                            {"TUTTI_OP_TIMEOUT", "60s"}}},
-    /* The double binary tree for allreduce (small chunks: many pipeline steps). */
+    /* The double binary tree for allreduce (small chunks: many pipeline steps), and
+     * Bruck's all-to-all at every size. */
     [CONFIG_TREE] = {"tree",
-                     {{"TUTTI_ALGO", "allreduce=tree,broadcast=chain,reduce=binomial"},
+                     {{"TUTTI_ALGO",
+                       "allreduce=tree,broadcast=chain,reduce=binomial,alltoall=bruck"},
                       {"TUTTI_CHUNK_SIZE", "16K"},
                       {"TUTTI_OP_TIMEOUT", "60s"}}},
     /* Hierarchical allreduce, planned for the ranks spread over virtual hosts

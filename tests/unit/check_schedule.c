@@ -694,6 +694,33 @@ START_TEST(alltoall_bytes_are_one_block_per_pair)
 }
 END_TEST
 
+/* Bruck sends one message per bit of n-1: ceil(log2 n) of them, about half the data each. */
+START_TEST(bruck_takes_log_rounds)
+{
+    for (int n = 1; n <= 40; n++) {
+        tt_coll_desc_t d = desc_of(TT_COLL_ALLTOALL, TT_ALGO_BRUCK, n, 5, 4096, 1, NULL);
+        tt_schedule_t s;
+        int sends = 0, rounds = 0;
+        uint64_t bytes = 0;
+
+        for (int step = 1; step < n; step *= 2)
+            rounds++;
+        d.rank = n / 2;
+        tt_schedule_init(&s, d.elem_size);
+        ck_assert_int_eq(tt_coll_build(&d, &s), TUTTI_OK);
+        for (int32_t i = 0; i < s.nsteps; i++)
+            if (s.steps[i].kind == TT_STEP_SEND) {
+                sends++;
+                bytes += s.steps[i].count;
+            }
+        ck_assert_int_eq(sends, rounds);
+        /* Each round moves at most half the slots, rounded up. */
+        ck_assert_uint_le(bytes, (uint64_t)rounds * (uint64_t)(n / 2 + 1) * 5);
+        tt_schedule_fini(&s);
+    }
+}
+END_TEST
+
 /* An all-to-all-v whose two ends disagree on a count fails; it never truncates. */
 START_TEST(alltoallv_mismatched_counts_are_caught)
 {
@@ -1165,6 +1192,7 @@ static Suite *schedule_suite(void)
     tcase_add_test(props, floats_bitwise_identical_on_all_ranks);
     tcase_add_test(props, mismatched_counts_are_caught);
     tcase_add_test(props, alltoallv_mismatched_counts_are_caught);
+    tcase_add_test(props, bruck_takes_log_rounds);
     tcase_add_loop_test(props, p2p_groups_match_in_order, 0, 8);
     tcase_add_test(shapes_tc, alltoallv_random_counts);
     tcase_add_loop_test(shapes_tc, alltoall_in_parts, 0, (int)TT_ARRAY_SIZE(shapes));
