@@ -490,6 +490,95 @@ TUTTI_API tutti_status_t tutti_group_start(tutti_comm_t comm);
  */
 TUTTI_API tutti_status_t tutti_group_end(tutti_comm_t comm, tutti_request_t *request_p);
 
+/* ------------------------------------------------------------------------ */
+/* Mixture-of-Experts dispatch and combine                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An MoE layer moves each token to the ranks hosting its top-k experts
+ * (dispatch) and brings the experts' outputs back, summed with the routing
+ * weights (combine). Experts 0 .. num_experts-1 are spread evenly over the
+ * ranks in order: rank r hosts experts [r*E/n, (r+1)*E/n), its local
+ * experts 0 .. E/n-1. A token crosses to a rank at most once, however many
+ * of its experts live there, and comes back once from it.
+ *
+ * Sequence per layer: tutti_moe_layout_create (collective: exchanges the
+ * routing so every rank can size its buffers), tutti_moe_layout_rows to
+ * size the experts' input, tutti_moe_dispatch, the experts, then
+ * tutti_moe_combine; a layout serves any number of dispatch/combine pairs
+ * with the same routing.
+ */
+
+/** The routing of one MoE step, as every rank involved knows it. */
+typedef struct tutti_moe_layout *tutti_moe_layout_t;
+
+/**
+ * Build the layout for this rank's tokens; collective over @p comm.
+ * @param num_tokens this rank's tokens T (ranks may differ; 0 is valid).
+ * @param top_k experts per token, >= 1.
+ * @param experts T x top_k expert ids, row-major; -1 leaves a slot empty.
+ *        A token's ids must differ from each other.
+ * @param weights T x top_k routing weights (used by combine), or NULL for
+ *        weights of 1.
+ * @param num_experts E, a positive multiple of the number of ranks.
+ * @param layout_p receives the layout; free it with tutti_moe_layout_destroy().
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG (ids out of range or repeated,
+ *         E not a multiple of the ranks, NULL arrays with T > 0);
+ *         TUTTI_ERR_NO_MEMORY; a failure status.
+ */
+TUTTI_API tutti_status_t tutti_moe_layout_create(size_t num_tokens, int top_k,
+                                                 const int32_t *experts, const float *weights,
+                                                 int num_experts, tutti_comm_t comm,
+                                                 tutti_moe_layout_t *layout_p);
+
+/**
+ * What dispatch delivers to this rank: @p rows_p receives the number of
+ * rows (tokens, one per local expert they are routed to); @p expert_rows
+ * (E/n entries, or NULL) the rows of each local expert. Rows come grouped by
+ * local expert, expert 0's first; within an expert, by origin rank and then
+ * by token index there.
+ */
+TUTTI_API tutti_status_t tutti_moe_layout_rows(tutti_moe_layout_t layout, size_t *rows_p,
+                                               size_t *expert_rows);
+
+/**
+ * Where each row dispatch delivers came from: its origin rank and token
+ * index there (arrays of rows entries; either may be NULL).
+ */
+TUTTI_API tutti_status_t tutti_moe_layout_origins(tutti_moe_layout_t layout, int *ranks,
+                                                  size_t *tokens);
+
+/**
+ * Tokens this rank sends to each rank in dispatch (nranks entries): each
+ * token once per rank that hosts any of its experts.
+ */
+TUTTI_API tutti_status_t tutti_moe_layout_sent(tutti_moe_layout_t layout, size_t *tokens_per_rank);
+
+/** Free a layout (local). */
+TUTTI_API tutti_status_t tutti_moe_layout_destroy(tutti_moe_layout_t layout);
+
+/**
+ * Dispatch; collective over the layout's communicator. @p tokens holds
+ * T x @p hidden elements; @p expert_input receives rows x hidden elements
+ * in the order tutti_moe_layout_rows() describes. Any datatype.
+ */
+TUTTI_API tutti_status_t tutti_moe_dispatch(tutti_moe_layout_t layout, const void *tokens,
+                                            size_t hidden, tutti_datatype_t datatype,
+                                            void *expert_input);
+
+/**
+ * Combine; collective over the layout's communicator. @p expert_output
+ * holds rows x @p hidden elements in dispatch's order; @p out receives
+ * T x hidden: each token's sum over its experts of weight x output (zero
+ * for a token routed nowhere). Float datatypes only; sums are taken in
+ * fp32 (fp64 for TUTTI_FP64) in a fixed order, first on each expert rank
+ * over its local experts, then at the origin over ranks in rank order, so
+ * results are identical on every run (16-bit types round once per rank's
+ * partial sum).
+ */
+TUTTI_API tutti_status_t tutti_moe_combine(tutti_moe_layout_t layout, const void *expert_output,
+                                           size_t hidden, tutti_datatype_t datatype, void *out);
+
 /**
  * Wait for a request to complete, then free it.
  * @return the operation's status (TUTTI_OK or an error);
