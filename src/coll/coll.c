@@ -41,7 +41,8 @@ int tt_algo_supports(tt_algo_t algo, tt_coll_kind_t kind)
     case TT_COLL_BROADCAST:
     case TT_COLL_REDUCE: return algo == TT_ALGO_CHAIN || algo == TT_ALGO_BINOMIAL;
     case TT_COLL_BARRIER: return algo == TT_ALGO_DISSEMINATION;
-    case TT_COLL_ALLTOALL: return algo == TT_ALGO_PAIRWISE || algo == TT_ALGO_BRUCK;
+    case TT_COLL_ALLTOALL:
+        return algo == TT_ALGO_PAIRWISE || algo == TT_ALGO_BRUCK || algo == TT_ALGO_HIER;
     case TT_COLL_ALLTOALLV: return algo == TT_ALGO_PAIRWISE;
     case TT_COLL_P2P: return algo == TT_ALGO_DIRECT;
     default: return 0;
@@ -183,7 +184,7 @@ static int plan_stages(const tt_coll_desc_t *d, stage_t st[3])
         st[0] = (stage_t){TT_MAX(1, n - 1), 2 * tt_nchunks(all, chunk)};
         return 1;
     }
-    if (d->algo == TT_ALGO_HIER) {
+    if (d->algo == TT_ALGO_HIER && d->kind == TT_COLL_ALLREDUCE) {
         const tt_cluster_t *c = d->cluster;
         int L = c->ranks_per_host, H = c->nhosts;
         tt_span_t shard = tt_block(d->count, L, 0);
@@ -252,7 +253,12 @@ static tutti_status_t build_rounds(const tt_coll_desc_t *d, tt_rounds_t w, tt_sc
             tt_ring_allgather(d, w, s);
         break;
     case TT_ALGO_TREE: tt_tree_allreduce(d, s); break;
-    case TT_ALGO_HIER: tt_hier_allreduce(d, w, s); break;
+    case TT_ALGO_HIER:
+        if (d->kind == TT_COLL_ALLTOALL)
+            tt_hier_alltoall(d, s);
+        else
+            tt_hier_allreduce(d, w, s);
+        break;
     case TT_ALGO_RD: tt_rd_allreduce(d, s); break;
     case TT_ALGO_CHAIN:
         (d->kind == TT_COLL_BROADCAST ? tt_chain_broadcast : tt_chain_reduce)(d, s);

@@ -28,13 +28,14 @@ typedef enum tt_coll_kind {
 extern const char *const tt_coll_kind_names[TT_COLL_KIND_COUNT];
 
 typedef enum tt_algo {
-    TT_ALGO_AUTO,     /* let the cost model choose */
-    TT_ALGO_RING,     /* rings, host-contiguous, one per channel (allreduce, RS, AG) */
-    TT_ALGO_TREE,     /* double binary tree (allreduce) */
-    TT_ALGO_HIER,     /* reduce-scatter in the host, ring across hosts, all-gather (allreduce) */
-    TT_ALGO_RD,       /* recursive doubling (allreduce) */
-    TT_ALGO_CHAIN,    /* pipelined chain (broadcast, reduce) */
-    TT_ALGO_BINOMIAL, /* binomial tree (broadcast, reduce) */
+    TT_ALGO_AUTO,          /* let the cost model choose */
+    TT_ALGO_RING,          /* rings, host-contiguous, one per channel (allreduce, RS, AG) */
+    TT_ALGO_TREE,          /* double binary tree (allreduce) */
+    TT_ALGO_HIER,          /* allreduce: reduce-scatter in the host, ring across hosts, all-gather;
+                              all-to-all: aggregated per host pair */
+    TT_ALGO_RD,            /* recursive doubling (allreduce) */
+    TT_ALGO_CHAIN,         /* pipelined chain (broadcast, reduce) */
+    TT_ALGO_BINOMIAL,      /* binomial tree (broadcast, reduce) */
     TT_ALGO_DISSEMINATION, /* barrier */
     TT_ALGO_PAIRWISE,      /* pairwise exchange (all-to-all, all-to-all-v) */
     TT_ALGO_DIRECT,        /* each message as it is (point-to-point) */
@@ -134,6 +135,7 @@ void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
 void tt_direct_p2p(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_bruck_alltoall(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_hier_alltoall(const tt_coll_desc_t *d, tt_schedule_t *s);
 
 /* Elements from a buffer's start that @p n blocks (counts, displacements) reach. */
 uint64_t tt_a2a_extent(const size_t *counts, const size_t *displs, int n);

@@ -315,6 +315,25 @@ static double bruck_time(const tt_cluster_t *c, int n, double bytes)
     return t;
 }
 
+/*
+ * Hierarchical all-to-all of @p bytes per rank: each rank packs and hands
+ * over, then receives and unpacks, a pack per remote host over shared
+ * memory; a carrier regroups its host pairs; the network carries the same
+ * bytes as pairwise exchange, in H-1 messages per host.
+ */
+static double hier_alltoall_time(const tt_cluster_t *c, int n, double bytes)
+{
+    const tt_cost_model_t *m = &c->cost;
+    int L = per_host(c), H = c->nhosts, rails = TT_MAX(1, c->rails);
+    double block = bytes / n, pack = L * block;
+    double carried = ceil((double)(H - 1) / L); /* host pairs per carrier */
+    double local =
+        2 * (H - 1) * message(m, TT_LINK_SHM, pack) + (L - 1) * message(m, TT_LINK_SHM, block);
+    double remote = carried * m->alpha[TT_LINK_NET] +
+                    (double)L * (n - L) * block / (rails * m->beta[TT_LINK_NET]);
+    return local + remote + 5 * bytes / m->gamma; /* pack, regroup, unpack, and the copies' reads */
+}
+
 double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
 {
     tt_cluster_t single;
@@ -331,7 +350,9 @@ double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
             return ring_time(c, n, bytes, channels, chunk, 2, 1);
         return ring_time(c, n, bytes, 1, chunk, 1, d->kind == TT_COLL_REDUCE_SCATTER);
     case TT_ALGO_TREE: return tree_time(d, c, bytes, chunk);
-    case TT_ALGO_HIER: return hier_time(c, bytes, chunk);
+    case TT_ALGO_HIER:
+        return d->kind == TT_COLL_ALLTOALL ? hier_alltoall_time(c, n, bytes)
+                                           : hier_time(c, bytes, chunk);
     case TT_ALGO_RD: return rd_time(c, n, bytes);
     case TT_ALGO_CHAIN: return chain_time(c, n, bytes, chunk) + (reduce ? bytes / m->gamma : 0);
     case TT_ALGO_BINOMIAL: return rounds_time(c, n, bytes, reduce ? bytes / m->gamma : 0);

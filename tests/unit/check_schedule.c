@@ -694,6 +694,52 @@ START_TEST(alltoall_bytes_are_one_block_per_pair)
 }
 END_TEST
 
+/*
+ * Hierarchical all-to-all: between two hosts the network carries exactly
+ * their L x L blocks each way, all between one pair of ranks (the pair's
+ * carriers), and the carriers of a host's pairs spread over its ranks.
+ */
+START_TEST(hier_alltoall_aggregates_per_host_pair)
+{
+    const int *shape = shapes[_i];
+    int H = shape[0], L = shape[1], n = H * L;
+    uint64_t count = 13, block = count * sizeof(uint64_t);
+    tt_cluster_t cluster;
+    world_t w;
+
+    if (H < 2)
+        return;
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, H, L, shape[2], NULL), TUTTI_OK);
+    {
+        tt_coll_desc_t d = desc_of(TT_COLL_ALLTOALL, TT_ALGO_HIER, n, count, 4096, 1, &cluster);
+        world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
+    }
+    world_run(&w, 17, "hier alltoall bytes");
+    check_results(&w, "hier alltoall bytes");
+    for (int a = 0; a < H; a++)
+        for (int b = 0; b < H; b++) {
+            int pairs = 0;
+            uint64_t total = 0;
+            if (a == b)
+                continue;
+            for (int i = 0; i < L; i++)
+                for (int j = 0; j < L; j++) {
+                    uint64_t bytes = tt_sim_bytes(w.sim, tt_cluster_rank(&cluster, a, i),
+                                                  tt_cluster_rank(&cluster, b, j));
+                    pairs += bytes > 0;
+                    total += bytes;
+                    /* The pair's carrier is local rank (a + b) mod L on both hosts. */
+                    if (bytes > 0)
+                        ck_assert(i == (a + b) % L && j == i);
+                }
+            ck_assert_int_eq(pairs, 1);
+            ck_assert_uint_eq(total, (uint64_t)L * (uint64_t)L * block);
+        }
+    world_fini(&w);
+    tt_cluster_fini(&cluster);
+}
+END_TEST
+
 /* Bruck sends one message per bit of n-1: ceil(log2 n) of them, about half the data each. */
 START_TEST(bruck_takes_log_rounds)
 {
@@ -1193,6 +1239,8 @@ static Suite *schedule_suite(void)
     tcase_add_test(props, mismatched_counts_are_caught);
     tcase_add_test(props, alltoallv_mismatched_counts_are_caught);
     tcase_add_test(props, bruck_takes_log_rounds);
+    tcase_add_loop_test(props, hier_alltoall_aggregates_per_host_pair, 0,
+                        (int)TT_ARRAY_SIZE(shapes));
     tcase_add_loop_test(props, p2p_groups_match_in_order, 0, 8);
     tcase_add_test(shapes_tc, alltoallv_random_counts);
     tcase_add_loop_test(shapes_tc, alltoall_in_parts, 0, (int)TT_ARRAY_SIZE(shapes));
