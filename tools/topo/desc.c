@@ -20,7 +20,9 @@ double busbw_factor(tt_coll_kind_t kind, int n)
     switch (kind) {
     case TT_COLL_ALLREDUCE: return 2.0 * (n - 1) / n;
     case TT_COLL_REDUCE_SCATTER:
-    case TT_COLL_ALLGATHER: return (double)(n - 1) / n;
+    case TT_COLL_ALLGATHER:
+    case TT_COLL_ALLTOALL:
+    case TT_COLL_ALLTOALLV: return (double)(n - 1) / n;
     case TT_COLL_BROADCAST:
     case TT_COLL_REDUCE: return 1.0;
     default: return 0;
@@ -37,8 +39,8 @@ tt_coll_desc_t make_desc(tt_coll_kind_t kind, uint64_t bytes, size_t elem, int r
     d.nranks = c->nranks;
     d.root = root;
     d.count = kind == TT_COLL_BARRIER ? 0 : bytes / elem;
-    /* Reduce-scatter and all-gather take a count per rank. */
-    if (kind == TT_COLL_REDUCE_SCATTER || kind == TT_COLL_ALLGATHER)
+    /* Reduce-scatter, all-gather and all-to-all take a count per rank. */
+    if (kind == TT_COLL_REDUCE_SCATTER || kind == TT_COLL_ALLGATHER || kind == TT_COLL_ALLTOALL)
         d.count /= (uint64_t)c->nranks;
     d.cluster = c;
     return d;

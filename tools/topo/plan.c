@@ -21,12 +21,12 @@ static void plan_usage(FILE *out)
             "(TUTTI_ALGO, the tuning file TUTTI_TUNING_FILE, or the cost model), the channels\n"
             "and chunk (TUTTI_CHANNELS, TUTTI_CHUNK_SIZE, or the model), the model's time, and\n"
             "the algorithm and bus bandwidth (busbw as nccl-tests: allreduce 2(n-1)/n x algbw,\n"
-            "reduce_scatter and allgather (n-1)/n, broadcast and reduce 1). Sizes are bytes per\n"
-            "rank (all ranks' for reduce_scatter and allgather). When the settings overrule the\n"
-            "model, the last column names the model's own choice. --all adds every algorithm's\n"
-            "predicted time.\n" CLUSTER_USAGE
+            "reduce_scatter, allgather and alltoall (n-1)/n, broadcast and reduce 1). Sizes are\n"
+            "bytes per rank (all ranks' for reduce_scatter, allgather and alltoall). When the\n"
+            "settings overrule the model, the last column names the model's own choice. --all\n"
+            "adds every algorithm's predicted time.\n" CLUSTER_USAGE
             "  --collective C          allreduce (default), reduce_scatter, allgather, broadcast,\n"
-            "                          reduce, barrier\n"
+            "                          reduce, barrier, alltoall\n"
             "  --elem-size B           bytes per element (default 4)\n");
 }
 
