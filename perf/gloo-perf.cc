@@ -31,7 +31,12 @@
  *     ReduceScatterHalvingDoubling, built for each call. It reduces the
  *     whole input in place and leaves this rank's block at its start: out
  *     of place the input is copied to scratch first (the send buffer must
- *     not change), and the block is then moved to where tutti puts it.
+ *     not change), and the block is then moved to where tutti puts it;
+ *   - all-to-all and all-to-all-v in place: Gloo's receive into the output
+ *     while they still send from the input, so one buffer cannot be both:
+ *     the input is copied to scratch first. Gloo's all-to-all-v takes a
+ *     count per rank and packs the blocks in rank order, as the benchmark
+ *     lays them out.
  */
 extern "C" {
 #include "perf_common.h"
@@ -39,6 +44,8 @@ extern "C" {
 
 #include <gloo/allgather.h>
 #include <gloo/allreduce.h>
+#include <gloo/alltoall.h>
+#include <gloo/alltoallv.h>
 #include <gloo/barrier.h>
 #include <gloo/broadcast.h>
 #include <gloo/config.h>
@@ -356,6 +363,46 @@ template <typename T> static void reduce_scatter(gloo_perf_t *g, const perf_call
         memmove(c->recvbuf, whole, bytes);
 }
 
+/* In place, a copy of the first @p n elements of the input, in scratch memory; else the input. */
+template <typename T> static T *alltoall_input(gloo_perf_t *g, const perf_call_t *c, size_t n)
+{
+    void *copy;
+
+    if (!c->in_place)
+        return (T *)c->sendbuf;
+    copy = scratch(g, n * sizeof(T));
+    memcpy(copy, c->sendbuf, n * sizeof(T));
+    return (T *)copy;
+}
+
+/* @p n counts as Gloo takes them; throws unless @p displs packs them in rank order. */
+static std::vector<int64_t> packed_counts(const size_t *counts, const size_t *displs, size_t n)
+{
+    std::vector<int64_t> v(n);
+    size_t at = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        if (displs[k] != at)
+            throw std::invalid_argument("Gloo's alltoallv takes blocks packed in rank order");
+        v[k] = (int64_t)counts[k];
+        at += counts[k];
+    }
+    return v;
+}
+
+template <typename T> static void alltoallv(gloo_perf_t *g, const perf_call_t *c)
+{
+    size_t nranks = (size_t)g->context->size;
+    std::vector<int64_t> sendcounts = packed_counts(c->sendcounts, c->sdispls, nranks);
+    std::vector<int64_t> recvcounts = packed_counts(c->recvcounts, c->rdispls, nranks);
+    size_t send_n = c->sdispls[nranks - 1] + c->sendcounts[nranks - 1];
+    gloo::AlltoallvOptions o(g->context);
+
+    o.setInput(alltoall_input<T>(g, c, send_n), sendcounts);
+    o.setOutput((T *)c->recvbuf, recvcounts);
+    gloo::alltoallv(o);
+}
+
 /*
  * Run @p c on elements of type T; throws what Gloo throws. Gloo only reads
  * an input buffer, so the send buffer's const is cast away to hand it over.
@@ -412,6 +459,15 @@ template <typename T> static void run_as(gloo_perf_t *g, const perf_call_t *c)
         gloo::barrier(o);
         break;
     }
+    case PERF_ALLTOALL: {
+        gloo::AlltoallOptions o(context);
+        n *= (size_t)context->size;
+        o.setInput(alltoall_input<T>(g, c, n), n);
+        o.setOutput(out, n);
+        gloo::alltoall(o);
+        break;
+    }
+    case PERF_ALLTOALLV: alltoallv<T>(g, c); break;
     default: throw std::invalid_argument("unknown collective");
     }
 }

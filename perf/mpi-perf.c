@@ -11,14 +11,35 @@
  *     buffer, tutti in block r; the result is moved there (counted in the
  *     time, a copy of one block);
  *   - broadcast out of place: MPI's broadcast has one buffer, so the root
- *     copies its input to the receive buffer first (counted too).
+ *     copies its input to the receive buffer first (counted too);
+ *   - all-to-all-v in place: MPI's sends each block from where the block
+ *     from that rank lands, so it takes only patterns where every rank
+ *     sends each other rank what it receives from it (same_layout: the
+ *     uniform one). Otherwise the send blocks are copied to scratch memory
+ *     and the call runs out of place from there (counted too).
+ * MPI's counts and displacements are ints: a call with one above INT_MAX
+ * elements is refused with a message saying so, before MPI sees it.
  */
 #include "perf_common.h"
 
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Not an MPI error code (those are >= 0): a count that does not fit an int. */
+#define MP_ERR_INT_COUNT (-1)
+/* Not an MPI error code either: out of memory for the scratch buffers. */
+#define MP_ERR_NOMEM (-2)
+
+/* Per process: all-to-all-v's int arrays and scratch memory, kept from call to call. */
+typedef struct mpi_perf {
+    int nranks;
+    int *vectors; /* 4 x nranks: sendcounts, sdispls, recvcounts, rdispls */
+    void *scratch;
+    size_t scratch_bytes;
+} mpi_perf_t;
 
 static MPI_Datatype mpi_dtype(perf_dtype_t dtype)
 {
@@ -49,6 +70,7 @@ static MPI_Op mpi_op(perf_op_t op)
 static int mp_init(void **ctx_p, int *rank_p, int *nranks_p)
 {
     int err = MPI_Init(NULL, NULL);
+    mpi_perf_t *m;
 
     if (err != MPI_SUCCESS)
         return err;
@@ -56,7 +78,14 @@ static int mp_init(void **ctx_p, int *rank_p, int *nranks_p)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, rank_p);
     MPI_Comm_size(MPI_COMM_WORLD, nranks_p);
-    *ctx_p = NULL;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->vectors = malloc(4 * (size_t)*nranks_p * sizeof(int))) == NULL) {
+        free(m);
+        MPI_Finalize();
+        return MP_ERR_NOMEM;
+    }
+    m->nranks = *nranks_p;
+    *ctx_p = m;
     return MPI_SUCCESS;
 }
 
@@ -77,8 +106,60 @@ static int mp_supports(perf_coll_kind_t kind, perf_dtype_t dtype, perf_op_t op)
            mpi_op(op) != MPI_OP_NULL;
 }
 
+/* @p n values as ints into @p out; returns MP_ERR_INT_COUNT if one does not fit. */
+static int int_vector(const size_t *v, int n, int *out)
+{
+    for (int k = 0; k < n; k++) {
+        if (v[k] > INT_MAX)
+            return MP_ERR_INT_COUNT;
+        out[k] = (int)v[k];
+    }
+    return MPI_SUCCESS;
+}
+
+/* At least @p bytes of scratch memory, kept for the next call; NULL if out of memory. */
+static void *scratch(mpi_perf_t *m, size_t bytes)
+{
+    if (m->scratch_bytes < bytes) {
+        void *p = realloc(m->scratch, bytes);
+        if (p == NULL)
+            return NULL;
+        m->scratch = p;
+        m->scratch_bytes = bytes;
+    }
+    return m->scratch;
+}
+
+/* All-to-all-v, its sizes as ints (see the top of the file for in place). */
+static int alltoallv(mpi_perf_t *m, const perf_call_t *c, MPI_Request *req)
+{
+    int n = m->nranks, *sc = m->vectors, *sd = sc + n, *rc = sd + n, *rd = rc + n;
+    MPI_Datatype t = mpi_dtype(c->dtype);
+    const void *in = c->sendbuf;
+    int err;
+
+    if ((err = int_vector(c->sendcounts, n, sc)) != MPI_SUCCESS ||
+        (err = int_vector(c->sdispls, n, sd)) != MPI_SUCCESS ||
+        (err = int_vector(c->recvcounts, n, rc)) != MPI_SUCCESS ||
+        (err = int_vector(c->rdispls, n, rd)) != MPI_SUCCESS)
+        return err;
+    if (c->in_place && c->same_layout) {
+        in = MPI_IN_PLACE;
+    } else if (c->in_place) {
+        /* The blocks are packed: the last one ends where this rank's data ends. */
+        size_t bytes = (c->sdispls[n - 1] + c->sendcounts[n - 1]) * perf_dtype_size(c->dtype);
+        void *copy = scratch(m, bytes > 0 ? bytes : 1);
+        if (copy == NULL)
+            return MP_ERR_NOMEM;
+        memcpy(copy, c->sendbuf, bytes);
+        in = copy;
+    }
+    return req ? MPI_Ialltoallv(in, sc, sd, t, c->recvbuf, rc, rd, t, MPI_COMM_WORLD, req)
+               : MPI_Alltoallv(in, sc, sd, t, c->recvbuf, rc, rd, t, MPI_COMM_WORLD);
+}
+
 /* Start @p c: with @p req NULL the blocking form, else the nonblocking one. */
-static int start(const perf_call_t *c, MPI_Request *req)
+static int start(mpi_perf_t *m, const perf_call_t *c, MPI_Request *req)
 {
     const void *in = c->in_place ? MPI_IN_PLACE : c->sendbuf;
     MPI_Datatype t = mpi_dtype(c->dtype);
@@ -112,6 +193,10 @@ static int start(const perf_call_t *c, MPI_Request *req)
         return req ? MPI_Ireduce(in, c->recvbuf, n, t, op, c->root, w, req)
                    : MPI_Reduce(in, c->recvbuf, n, t, op, c->root, w);
     case PERF_BARRIER: return req ? MPI_Ibarrier(w, req) : MPI_Barrier(w);
+    case PERF_ALLTOALL:
+        return req ? MPI_Ialltoall(in, n, t, c->recvbuf, n, t, w, req)
+                   : MPI_Alltoall(in, n, t, c->recvbuf, n, t, w);
+    case PERF_ALLTOALLV: return alltoallv(m, c, req);
     default: return MPI_ERR_OTHER;
     }
 }
@@ -121,10 +206,9 @@ static int mp_run(void *ctx, const perf_call_t *c)
     MPI_Request req;
     int err;
 
-    (void)ctx;
     if (c->count > INT_MAX)
-        return MPI_ERR_COUNT; /* MPI counts are int */
-    err = start(c, c->nonblocking ? &req : NULL);
+        return MP_ERR_INT_COUNT;
+    err = start((mpi_perf_t *)ctx, c, c->nonblocking ? &req : NULL);
     if (err == MPI_SUCCESS && c->nonblocking)
         err = MPI_Wait(&req, MPI_STATUS_IGNORE);
     if (err == MPI_SUCCESS && c->kind == PERF_REDUCE_SCATTER && c->in_place &&
@@ -150,6 +234,11 @@ static const char *mp_error_string(int err)
     static char text[MPI_MAX_ERROR_STRING];
     int n = 0;
 
+    if (err == MP_ERR_INT_COUNT)
+        return "a count or displacement above INT_MAX elements: MPI takes them as int "
+               "(use a smaller -e)";
+    if (err == MP_ERR_NOMEM)
+        return "out of memory";
     if (MPI_Error_string(err, text, &n) != MPI_SUCCESS)
         snprintf(text, sizeof(text), "MPI error %d", err);
     return text;
@@ -163,7 +252,11 @@ static void mp_abort(void *ctx)
 
 static int mp_fini(void *ctx)
 {
-    (void)ctx;
+    mpi_perf_t *m = ctx;
+
+    free(m->vectors);
+    free(m->scratch);
+    free(m);
     return MPI_Finalize();
 }
 

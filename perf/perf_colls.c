@@ -3,16 +3,18 @@
  * inputs and the results they must give, and nccl-tests' bus-bandwidth
  * factors. The size column is what nccl-tests prints: the bytes of one
  * rank's buffer for allreduce, broadcast and reduce, of the whole gathered
- * (or scattered) vector for all-gather and reduce-scatter; algbw divides it
- * by the time.
+ * (or scattered) vector for all-gather and reduce-scatter, of what one rank
+ * sends for all-to-all (on average over the ranks for all-to-all-v); algbw
+ * divides it by the time.
  */
 #include "perf_internal.h"
 
 #include <string.h>
 
 #define PROD_MAX_TWOS 6
+#define USAGE_WIDTH 80
 
-static uint64_t mix64(uint64_t x)
+uint64_t perf_mix64(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 31)) * 0xd6e8feb86659fd93ull;
@@ -22,7 +24,7 @@ static uint64_t mix64(uint64_t x)
 
 int64_t perf_input_value(const perf_run_t *run, int rank, size_t i)
 {
-    uint64_t h = mix64((uint64_t)i << 20 ^ (uint64_t)(unsigned)rank);
+    uint64_t h = perf_mix64((uint64_t)i << 20 ^ (uint64_t)(unsigned)rank);
     perf_op_t op = run->opts->coll->has_op ? run->op : PERF_MAX;
 
     switch (op) {
@@ -172,6 +174,53 @@ static void reduce_layout(const perf_run_t *run, size_t count, perf_layout_t *l)
     *l = (perf_layout_t){count, run->rank == run->opts->root ? count : 0, 0, 0};
 }
 
+/* All-to-all: block j of the input goes to rank j; in place, the result replaces it. */
+static void alltoall_layout(const perf_run_t *run, size_t count, perf_layout_t *l)
+{
+    size_t n = count * (size_t)run->nranks;
+    *l = (perf_layout_t){n, n, 0, 0};
+}
+
+/* Block i of the result is block (this rank) of rank i's input. */
+static perf_expect_t alltoall_expected(const perf_run_t *run, size_t count, size_t i)
+{
+    size_t from = i / count, at = count * (size_t)run->rank + i % count;
+    perf_expect_t e = {perf_input_value(run, (int)from, at), 1};
+    return e;
+}
+
+/* All-to-all-v: the blocks are packed in rank order, as run->traffic says. */
+static void alltoallv_layout(const perf_run_t *run, size_t count, perf_layout_t *l)
+{
+    (void)count;
+    *l = (perf_layout_t){run->traffic->send_n, run->traffic->recv_n, 0, 0};
+}
+
+/* The block from rank s that holds result element i: the last whose displacement is <= i. */
+static int sender_of(const perf_traffic_t *t, size_t i)
+{
+    int lo = 0, hi = t->nranks - 1;
+
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (t->rdispls[mid] <= i)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+static perf_expect_t alltoallv_expected(const perf_run_t *run, size_t count, size_t i)
+{
+    const perf_traffic_t *t = run->traffic;
+    int from = sender_of(t, i);
+    size_t at = t->sdispls[(size_t)from * (size_t)t->nranks + (size_t)run->rank];
+    perf_expect_t e = {perf_input_value(run, from, at + (i - t->rdispls[from])), 1};
+    (void)count;
+    return e;
+}
+
 static void barrier_layout(const perf_run_t *run, size_t count, perf_layout_t *l)
 {
     (void)run;
@@ -179,19 +228,30 @@ static void barrier_layout(const perf_run_t *run, size_t count, perf_layout_t *l
     *l = (perf_layout_t){0, 0, 0, 0};
 }
 
+/*
+ * All-to-all and all-to-all-v count per block like all-gather (the size is
+ * what one rank sends: nranks blocks) and take its factor: of what a rank
+ * sends, (n-1)/n leaves it, as nccl-tests has it. For all-to-all-v the
+ * count is the average per pair, and the report adds the bound the busiest
+ * rank sets (perf_report.c).
+ */
 static const perf_coll_t colls[] = {
-    {"allreduce", PERF_ALLREDUCE, 1, 0, 1, "2(n-1)/n", count_per_rank, bytes_per_rank,
+    {"allreduce", PERF_ALLREDUCE, 1, 0, 1, 0, "2(n-1)/n", count_per_rank, bytes_per_rank,
      allreduce_layout, factor_allreduce, allreduce_expected},
-    {"reduce_scatter", PERF_REDUCE_SCATTER, 1, 0, 1, "(n-1)/n", count_per_block, bytes_of_blocks,
+    {"reduce_scatter", PERF_REDUCE_SCATTER, 1, 0, 1, 0, "(n-1)/n", count_per_block, bytes_of_blocks,
      reduce_scatter_layout, factor_gather, reduce_scatter_expected},
-    {"allgather", PERF_ALLGATHER, 0, 0, 1, "(n-1)/n", count_per_block, bytes_of_blocks,
+    {"allgather", PERF_ALLGATHER, 0, 0, 1, 0, "(n-1)/n", count_per_block, bytes_of_blocks,
      allgather_layout, factor_gather, allgather_expected},
-    {"broadcast", PERF_BROADCAST, 0, 1, 1, "1", count_per_rank, bytes_per_rank, broadcast_layout,
+    {"broadcast", PERF_BROADCAST, 0, 1, 1, 0, "1", count_per_rank, bytes_per_rank, broadcast_layout,
      factor_one, broadcast_expected},
-    {"reduce", PERF_REDUCE, 1, 1, 1, "1", count_per_rank, bytes_per_rank, reduce_layout, factor_one,
-     allreduce_expected},
-    {"barrier", PERF_BARRIER, 0, 0, 0, "0 (no data)", no_count, bytes_per_rank, barrier_layout,
+    {"reduce", PERF_REDUCE, 1, 1, 1, 0, "1", count_per_rank, bytes_per_rank, reduce_layout,
+     factor_one, allreduce_expected},
+    {"barrier", PERF_BARRIER, 0, 0, 0, 0, "0 (no data)", no_count, bytes_per_rank, barrier_layout,
      factor_none, allreduce_expected},
+    {"alltoall", PERF_ALLTOALL, 0, 0, 1, 0, "(n-1)/n", count_per_block, bytes_of_blocks,
+     alltoall_layout, factor_gather, alltoall_expected},
+    {"alltoallv", PERF_ALLTOALLV, 0, 0, 1, 1, "(n-1)/n", count_per_block, bytes_of_blocks,
+     alltoallv_layout, factor_gather, alltoallv_expected},
 };
 
 /* Other spellings people type: nccl-tests' program names and the API's. */
@@ -205,6 +265,10 @@ static const struct {
     {"all_gather", "allgather"},
     {"all-gather", "allgather"},
     {"bcast", "broadcast"},
+    {"all_to_all", "alltoall"},
+    {"all-to-all", "alltoall"},
+    {"all_to_allv", "alltoallv"},
+    {"all-to-allv", "alltoallv"},
 };
 
 const perf_coll_t *perf_coll_find(const char *name)
@@ -218,13 +282,23 @@ const perf_coll_t *perf_coll_find(const char *name)
     return NULL;
 }
 
-const char *perf_coll_names(void)
+const char *perf_coll_names(int indent)
 {
-    static char names[160];
+    static char names[320];
+    int column = indent;
 
-    if (names[0] == '\0')
-        for (size_t k = 0; k < sizeof(colls) / sizeof(colls[0]); k++)
-            snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", k ? " " : "",
-                     colls[k].name);
+    if (names[0] != '\0')
+        return names;
+    for (size_t k = 0; k < sizeof(colls) / sizeof(colls[0]); k++) {
+        int len = (int)strlen(colls[k].name);
+        const char *sep = k ? " " : "";
+        if (k > 0 && column + 1 + len > USAGE_WIDTH) {
+            snprintf(names + strlen(names), sizeof(names) - strlen(names), "\n%*s", indent, "");
+            column = indent;
+            sep = "";
+        }
+        snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", sep, colls[k].name);
+        column += (int)strlen(sep) + len;
+    }
     return names;
 }

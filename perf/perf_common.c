@@ -9,7 +9,13 @@
  *             in int8 and in bf16's 8-bit significand, whatever the order);
  *   prod      v is 1 or 2, and at most 6 ranks hold a 2 for one element, so
  *             every product is a power of two <= 64;
- *   min, max  -50 <= v <= 49 for signed types and floats, 0..99 for unsigned.
+ *   min, max  -50 <= v <= 49 for signed types and floats, 0..99 for unsigned;
+ *             collectives that only move data (all-gather, broadcast,
+ *             all-to-all, all-to-all-v) use these too.
+ * Data that moves keeps its input's value: element j of what rank s sends
+ * rank r under all-to-all(-v) is v(s, p) for its place p in rank s's send
+ * buffer, so a block that lands in the wrong place, or a wrong block,
+ * shows (a 1-element block with a chance of 1 in 100).
  * The expected value of an element is then computed directly in 64-bit
  * integers. Integer results are compared exactly (after wrapping to the
  * type, which matters only past 127 ranks). Float results are compared
@@ -112,10 +118,53 @@ static uint64_t inputs_changed(const perf_run_t *run, const unsigned char *buf, 
     return wrong;
 }
 
-/* The rank whose result --corrupt changes: the root of rooted collectives, else the last. */
+/*
+ * The rank whose result --corrupt changes: the root of rooted collectives,
+ * else the last (under a traffic pattern the last that receives anything).
+ */
 static int corrupt_rank(const perf_run_t *run)
 {
-    return run->opts->coll->has_root ? run->opts->root : run->nranks - 1;
+    if (run->opts->coll->has_root)
+        return run->opts->root;
+    return run->traffic != NULL ? run->traffic->last_receiver : run->nranks - 1;
+}
+
+/* The traffic matrix for a row of @p count; sizes beyond its arithmetic end the run. */
+static void scale_traffic(const perf_run_t *run, size_t count)
+{
+    if (run->traffic == NULL || perf_traffic_scale(run->traffic, count) == 0)
+        return;
+    fprintf(stderr, "%s: rank %d: %zu elements per pair on average is too large for the pattern\n",
+            run->be->program, run->rank, count);
+    fflush(stderr);
+    run->be->abort(run->ctx);
+    exit(PERF_EXIT_FAILED);
+}
+
+/* The out-of-place call for a row of @p count, and where its data sits on this rank. */
+static void setup_call(const perf_run_t *run, size_t count, perf_call_t *call, perf_layout_t *l)
+{
+    const perf_opts_t *o = run->opts;
+    const perf_traffic_t *t = run->traffic;
+    size_t mine = (size_t)run->rank * (size_t)run->nranks;
+
+    scale_traffic(run, count);
+    o->coll->layout(run, count, l);
+    *call = (perf_call_t){.kind = o->coll->kind,
+                          .sendbuf = run->send,
+                          .recvbuf = run->recv,
+                          .count = count,
+                          .dtype = run->dtype,
+                          .op = run->op,
+                          .root = o->root,
+                          .nonblocking = !o->blocking};
+    if (t != NULL) {
+        call->sendcounts = t->counts + mine;
+        call->sdispls = t->sdispls + mine;
+        call->recvcounts = t->recvcounts;
+        call->rdispls = t->rdispls;
+        call->same_layout = t->symmetric;
+    }
 }
 
 /*
@@ -177,9 +226,8 @@ static void run_row(perf_run_t *run, size_t count)
     const perf_opts_t *o = run->opts;
     const perf_coll_t *coll = o->coll;
     size_t es = perf_dtypes[run->dtype].size;
-    perf_row_t row = {coll->bytes_of(count, es, run->nranks), count, {0, 0}, {0, 0}};
-    perf_call_t call = {coll->kind, run->send, run->recv, count,       run->dtype,
-                        run->op,    o->root,   0,         !o->blocking};
+    perf_row_t row = {.bytes = coll->bytes_of(count, es, run->nranks), .count = count};
+    perf_call_t call;
     perf_layout_t l;
 
     if (!run->be->supports(coll->kind, run->dtype, coll->has_op ? run->op : PERF_SUM)) {
@@ -187,7 +235,9 @@ static void run_row(perf_run_t *run, size_t count)
             perf_report_unsupported(run, row.bytes, count);
         return;
     }
-    coll->layout(run, count, &l);
+    setup_call(run, count, &call, &l);
+    if (run->traffic != NULL)
+        row.busiest_bytes = run->traffic->busiest * es;
 
     row.time_us[0] = time_calls(run, &call);
     if (o->check)
@@ -229,8 +279,9 @@ static void warm_up(perf_run_t *run)
     counts[0] = coll->count_of(o->max_bytes, es, run->nranks);
     counts[1] = coll->count_of(o->min_bytes, es, run->nranks);
     for (int k = 0; k < 2; k++) {
-        perf_call_t call = {coll->kind, run->send, run->recv, counts[k],   run->dtype,
-                            run->op,    o->root,   0,         !o->blocking};
+        perf_call_t call;
+        perf_layout_t l;
+        setup_call(run, counts[k], &call, &l);
         for (long i = 0; i < o->warmup; i++)
             run_call(run, &call);
     }
@@ -269,11 +320,13 @@ static int allocate_buffers(perf_run_t *run)
     const perf_opts_t *o = run->opts;
     size_t send_max = 0, recv_max = 0;
 
+    /* Under a traffic pattern no pair gets less in a larger row (perf_traffic.c). */
     for (int k = 0; k < o->ndtypes; k++) {
         size_t es = perf_dtypes[o->dtype_list[k]].size, r;
+        perf_call_t call;
         perf_layout_t l;
         run->dtype = o->dtype_list[k];
-        o->coll->layout(run, o->coll->count_of(o->max_bytes, es, run->nranks), &l);
+        setup_call(run, o->coll->count_of(o->max_bytes, es, run->nranks), &call, &l);
         r = recv_extent(&l, 1) > l.recv_n ? recv_extent(&l, 1) : l.recv_n;
         send_max = l.send_n * es > send_max ? l.send_n * es : send_max;
         recv_max = r * es > recv_max ? r * es : recv_max;
@@ -360,6 +413,15 @@ int perf_main(int argc, char **argv, const perf_backend_t *be)
         be->fini(run.ctx);
         return PERF_EXIT_USAGE;
     }
+    if (opts.coll->has_pattern) {
+        run.traffic = perf_traffic_create(&opts.pattern, run.nranks, run.rank);
+        if (run.traffic == NULL) {
+            fprintf(stderr, "%s: rank %d: out of memory for the traffic pattern\n", be->program,
+                    run.rank);
+            be->abort(run.ctx);
+            return PERF_EXIT_FAILED;
+        }
+    }
     if (allocate_buffers(&run) != 0) {
         fprintf(stderr, "%s: rank %d: cannot allocate buffers for %zu bytes\n", be->program,
                 run.rank, opts.max_bytes);
@@ -369,6 +431,7 @@ int perf_main(int argc, char **argv, const perf_backend_t *be)
     status = run_all(&run);
     free(run.send);
     free(run.recv);
+    perf_traffic_destroy(run.traffic);
     err = be->fini(run.ctx);
     if (err != 0) {
         fprintf(stderr, "%s: rank %d: leaving the job failed: %s\n", be->program, run.rank,

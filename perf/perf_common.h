@@ -43,15 +43,23 @@ typedef enum perf_coll_kind {
     PERF_BROADCAST,
     PERF_REDUCE,
     PERF_BARRIER,
+    PERF_ALLTOALL,
+    PERF_ALLTOALLV,
     PERF_NUM_COLLS
 } perf_coll_kind_t;
 
 /*
  * One call as the benchmark makes it, with counts and in-place layouts as
- * tutti's API takes them (tutti.h): allreduce, broadcast and reduce
- * sendbuf == recvbuf; all-gather sendbuf == recvbuf + rank * count;
- * reduce-scatter recvbuf == sendbuf + rank * count. A backend whose API
- * spells in place differently (MPI_IN_PLACE) translates.
+ * tutti's API takes them (tutti.h): allreduce, broadcast, reduce,
+ * all-to-all and all-to-all-v sendbuf == recvbuf; all-gather
+ * sendbuf == recvbuf + rank * count; reduce-scatter
+ * recvbuf == sendbuf + rank * count. A backend whose API spells in place
+ * differently (MPI_IN_PLACE) translates.
+ *
+ * All-to-all sends count elements to each rank. All-to-all-v takes its
+ * sizes from the four arrays instead (count is then the average per pair,
+ * for messages only); the benchmark packs the blocks in rank order, so
+ * sdispls and rdispls are the running sums of their counts.
  */
 typedef struct perf_call {
     perf_coll_kind_t kind;
@@ -63,6 +71,14 @@ typedef struct perf_call {
     int root;     /* rooted collectives only */
     int in_place;
     int nonblocking; /* use the nonblocking form, then wait for it */
+    /* All-to-all-v only: this rank's nranks counts and displacements, in elements. */
+    const size_t *sendcounts, *sdispls, *recvcounts, *rdispls;
+    /*
+     * All-to-all-v only: on every rank the send blocks sit where the receive
+     * blocks go (the count matrix is symmetric), so an in-place call can be
+     * MPI's, which sends each block from where its answer lands.
+     */
+    int same_layout;
 } perf_call_t;
 
 /*

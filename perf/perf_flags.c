@@ -32,6 +32,24 @@ static void usage(FILE *out, const char *program)
             "  -z, --blocking 0|1      1: the blocking calls (default); 0: the nonblocking\n"
             "                          ones, each waited for before the next\n"
             "  -J, --json FILE         also write the results to FILE as JSON (rank 0)\n"
+            "  -p, --pattern P         alltoallv's traffic (default uniform):\n"
+            "                          uniform  the same count for every pair of ranks;\n"
+            "                          random   a weight per (sender, receiver) pair, 0 for\n"
+            "                                   about a quarter of them, else 1..16;\n"
+            "                          moe      every rank routes --tokens tokens, each to\n"
+            "                                   --topk distinct experts out of --experts\n"
+            "                                   (spread evenly over the ranks) drawn with\n"
+            "                                   a Zipf skew; a token goes to a rank once\n"
+            "                                   however many of its experts live there\n"
+            "                          Every rank draws the same matrix from --seed; each\n"
+            "                          row splits its data over the pairs in proportion\n"
+            "      --experts E         moe: experts (default 64)\n"
+            "      --topk K            moe: experts per token, <= E (default 2)\n"
+            "      --zipf S            moe: expert of popularity p (from 0) has weight\n"
+            "                          1/(p+1)^S, 0 for none (default 1)\n"
+            "      --tokens T          moe: tokens per rank that shape the matrix (default\n"
+            "                          4096; the row's size sets the bytes per token)\n"
+            "      --seed N            random, moe: the seed all ranks draw from (default 1)\n"
             "  -h, --help              this text\n"
             "      --corrupt           for testing the checker only: change one result\n"
             "                          element before every check, on the root (rooted\n"
@@ -39,11 +57,27 @@ static void usage(FILE *out, const char *program)
             "Each size runs out of place, then in place. time is the mean time of one\n"
             "call over the iterations, combined over the ranks as -a says; algbw =\n"
             "size / time; busbw = algbw times the collective's factor (allreduce\n"
-            "2(n-1)/n, reduce_scatter and allgather (n-1)/n, broadcast and reduce 1).\n"
-            "#wrong sums the wrong elements over the ranks. Exit status: 0 all right,\n"
-            "1 wrong results, 2 bad flags, 3 a library call failed.\n",
-            program, perf_coll_names());
+            "2(n-1)/n, reduce_scatter, allgather, alltoall and alltoallv (n-1)/n,\n"
+            "broadcast and reduce 1). The size of alltoall is what one rank sends\n"
+            "(count elements to each rank); of alltoallv what a rank sends on average\n"
+            "(count is the average per pair). alltoallv adds the bound the busiest rank\n"
+            "sets: busiest = the most bytes any one rank sends to other ranks or\n"
+            "receives from them (its own block left out), and busiest bw = busiest /\n"
+            "time, per placement. A rank moves its busiest bytes at no more than its\n"
+            "link's speed, so busiest bw compares with the busbw of a uniform pattern\n"
+            "(where the two are equal): near it, the skew costs no more than the busiest\n"
+            "rank's extra bytes. #wrong sums the wrong elements over the ranks.\n"
+            "Exit status: 0 all right, 1 wrong results, 2 bad flags, 3 a library call\n"
+            "failed.\n",
+            program, perf_coll_names(26));
 }
+
+/* Flags without a letter. */
+enum { OPT_CORRUPT = 256, OPT_EXPERTS, OPT_TOPK, OPT_ZIPF, OPT_TOKENS, OPT_SEED };
+
+/* Every rank draws tokens * topk experts per rank, each a scan of the experts: keep it small. */
+#define MAX_EXPERTS 4096
+#define MAX_TOKENS (1L << 20) /* a pair's weight is at most 2^20 (perf_traffic.c) */
 
 /* "64M" -> 67108864. Returns 0 on success. */
 static int parse_size(const char *text, size_t *bytes_p)
@@ -99,6 +133,20 @@ static int parse_long(const char *text, long min, long *v_p)
     return 0;
 }
 
+/* A number in [min, max] into *v_p (left alone on failure). Returns 0 on success. */
+static int parse_double(const char *text, double min, double max, double *v_p)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(v >= min && v <= max))
+        return -1;
+    *v_p = v;
+    return 0;
+}
+
 /* An integer in [min, max] into *v_p (left alone on failure). Returns 0 on success. */
 static int parse_int(const char *text, int min, int max, int *v_p)
 {
@@ -143,10 +191,50 @@ static int quiet_rank(void)
     return 0;
 }
 
+/* The pattern flags: sets @p bad_p on a bad value. Returns 1 if @p c is one of them. */
+static int pattern_flag(int c, const char *arg, perf_pattern_opts_t *p, const char **bad_p)
+{
+    long v;
+
+    switch (c) {
+    case 'p':
+        v = perf_find_pattern(arg, strlen(arg));
+        if (v < 0)
+            *bad_p = "-p wants uniform, random or moe";
+        else
+            p->pattern = (perf_pattern_t)v;
+        return 1;
+    case OPT_EXPERTS:
+        if (parse_int(arg, 1, MAX_EXPERTS, &p->experts) != 0)
+            *bad_p = "--experts wants an integer from 1 to 4096";
+        return 1;
+    case OPT_TOPK:
+        if (parse_int(arg, 1, MAX_EXPERTS, &p->topk) != 0)
+            *bad_p = "--topk wants an integer >= 1";
+        return 1;
+    case OPT_ZIPF:
+        if (parse_double(arg, 0, 16, &p->zipf) != 0)
+            *bad_p = "--zipf wants a number from 0 to 16";
+        return 1;
+    case OPT_TOKENS:
+        if (parse_long(arg, 1, &v) != 0 || v > MAX_TOKENS)
+            *bad_p = "--tokens wants an integer from 1 to 1048576";
+        else
+            p->tokens = v;
+        return 1;
+    case OPT_SEED:
+        if (parse_long(arg, 0, &v) != 0)
+            *bad_p = "--seed wants an integer >= 0";
+        else
+            p->seed = (uint64_t)v;
+        return 1;
+    default: return 0;
+    }
+}
+
 int perf_parse_flags(int argc, char **argv, const char *program, perf_opts_t *o)
 {
-    enum { OPT_CORRUPT = 256 };
-    static const char shortopts[] = "b:e:f:i:n:w:c:d:o:r:a:z:J:h";
+    static const char shortopts[] = "b:e:f:i:n:w:c:d:o:r:a:z:J:p:h";
     static const struct option longopts[] = {
         {"minbytes", required_argument, NULL, 'b'},
         {"maxbytes", required_argument, NULL, 'e'},
@@ -161,6 +249,12 @@ int perf_parse_flags(int argc, char **argv, const char *program, perf_opts_t *o)
         {"average", required_argument, NULL, 'a'},
         {"blocking", required_argument, NULL, 'z'},
         {"json", required_argument, NULL, 'J'},
+        {"pattern", required_argument, NULL, 'p'},
+        {"experts", required_argument, NULL, OPT_EXPERTS},
+        {"topk", required_argument, NULL, OPT_TOPK},
+        {"zipf", required_argument, NULL, OPT_ZIPF},
+        {"tokens", required_argument, NULL, OPT_TOKENS},
+        {"seed", required_argument, NULL, OPT_SEED},
         {"help", no_argument, NULL, 'h'},
         {"corrupt", no_argument, NULL, OPT_CORRUPT},
         {NULL, 0, NULL, 0},
@@ -183,6 +277,7 @@ int perf_parse_flags(int argc, char **argv, const char *program, perf_opts_t *o)
     o->ndtypes = 1;
     o->op_list[0] = PERF_SUM;
     o->nops = 1;
+    o->pattern = (perf_pattern_opts_t){PERF_PATTERN_UNIFORM, 64, 2, 1.0, 4096, 1};
 
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
         usage(stdout, program);
@@ -200,6 +295,12 @@ int perf_parse_flags(int argc, char **argv, const char *program, perf_opts_t *o)
     optind = 2;
     opterr = 0; /* getopt's own messages would come from every rank */
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (pattern_flag(c, optarg, &o->pattern, &bad)) {
+            o->pattern_set = 1;
+            if (bad != NULL)
+                goto err;
+            continue;
+        }
         switch (c) {
         case 'b':
             if (parse_size(optarg, &o->min_bytes) != 0)
@@ -271,8 +372,9 @@ int perf_parse_flags(int argc, char **argv, const char *program, perf_opts_t *o)
         case OPT_CORRUPT: o->corrupt = 1; break;
         default:
             snprintf(flag_text, sizeof(flag_text), "%s: %s", argv[optind - 1],
-                     optopt != 0 && strchr(shortopts, optopt) != NULL ? "missing value"
-                                                                      : "unknown flag");
+                     optopt > OPT_CORRUPT || (optopt != 0 && strchr(shortopts, optopt) != NULL)
+                         ? "missing value"
+                         : "unknown flag");
             bad = flag_text;
             break;
         }
@@ -283,6 +385,10 @@ int perf_parse_flags(int argc, char **argv, const char *program, perf_opts_t *o)
         bad = "unexpected argument after the flags";
     else if (o->min_bytes > o->max_bytes)
         bad = "-b is larger than -e";
+    else if (o->pattern_set && !o->coll->has_pattern)
+        bad = "-p and the moe flags are for alltoallv only";
+    else if (o->pattern.topk > o->pattern.experts)
+        bad = "--topk is larger than --experts";
     if (bad == NULL)
         return 0;
 err:

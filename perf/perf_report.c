@@ -2,6 +2,18 @@
  * What rank 0 prints: nccl-tests' table (header, one row per size with the
  * out-of-place and in-place figures, the footer with the wrong count and the
  * average bus bandwidth), and with -J the same figures as a JSON document.
+ *
+ * Under a traffic pattern (all-to-all-v) a row adds three columns after
+ * the usual thirteen, which keep their places: the busiest rank's bytes
+ * and, out of place and in place, those bytes over the time. busbw
+ * (algbw (n-1)/n) says what an average rank sends off-rank per second,
+ * but a skewed pattern waits for its busiest rank: the one that sends or
+ * receives the most bytes to or from the others (its own block is a local
+ * copy and left out) cannot finish before its link has moved them. The
+ * busiest rank's bandwidth is that bound's figure: it equals busbw under
+ * the uniform pattern, so a skewed pattern whose busiest bw matches a
+ * uniform run of the same busiest bytes loses nothing to the skew beyond
+ * the busiest rank's extra bytes.
  */
 #include "perf_internal.h"
 
@@ -59,6 +71,21 @@ static void list_text(const perf_opts_t *o, int ops, char *text, size_t len)
                  ops ? perf_op_name(o->op_list[k]) : perf_dtype_name(o->dtype_list[k]));
 }
 
+/* The traffic pattern and the parameters it uses. */
+static void json_pattern(FILE *f, const perf_pattern_opts_t *p)
+{
+    fputs(",\n  \"pattern\": {\"name\": ", f);
+    json_string(f, perf_pattern_name(p->pattern));
+    if (p->pattern != PERF_PATTERN_UNIFORM)
+        fprintf(f, ", \"seed\": %llu", (unsigned long long)p->seed);
+    if (p->pattern == PERF_PATTERN_MOE) {
+        fprintf(f, ", \"experts\": %d, \"topk\": %d, \"zipf\": ", p->experts, p->topk);
+        json_number(f, p->zipf);
+        fprintf(f, ", \"tokens\": %ld", p->tokens);
+    }
+    fputc('}', f);
+}
+
 static int json_begin(perf_run_t *run, const char *library)
 {
     const perf_opts_t *o = run->opts;
@@ -84,6 +111,8 @@ static int json_begin(perf_run_t *run, const char *library)
     json_string(f, aggregate_names[o->aggregate]);
     fputs(",\n  \"busbw_factor\": ", f);
     json_number(f, o->coll->busbw_factor(run->nranks));
+    if (o->coll->has_pattern)
+        json_pattern(f, &o->pattern);
     fputs(",\n  \"rows\": [", f);
     return 0;
 }
@@ -109,6 +138,17 @@ static void json_row_start(perf_run_t *run, size_t bytes, size_t count)
     else
         fputs("null", f);
     fprintf(f, ", \"root\": %d", coll->has_root ? run->opts->root : -1);
+}
+
+/* The header's lines and columns for the busiest rank (traffic patterns only). */
+static void pattern_header(const perf_run_t *run)
+{
+    char text[256];
+
+    perf_pattern_text(&run->opts->pattern, run->nranks, text, sizeof(text));
+    printf("# pattern %s\n", text);
+    printf("# busiest = the most bytes one rank sends to or receives from the other ranks;"
+           " busiest bw = busiest / time\n");
 }
 
 int perf_report_begin(perf_run_t *run, const char *library)
@@ -142,14 +182,25 @@ int perf_report_begin(perf_run_t *run, const char *library)
         printf("# ");
     printf("time: mean per call over iterations, %s over ranks; busbw = algbw * %s\n",
            aggregate_names[o->aggregate], o->coll->busbw_text);
+    if (o->coll->has_pattern)
+        pattern_header(run);
     printf("#\n");
     /* The group labels sit over their four columns (the row prefix is 49 wide). */
-    printf("#%48s%-37s%s\n", "", "  ---------- out-of-place ---------",
-           "  ------------ in-place -----------");
-    printf("# %10s %12s %8s %6s %5s  %10s %8s %8s %6s  %10s %8s %8s %6s\n", "size", "count", "type",
+    printf("#%48s%-37s", "", "  ---------- out-of-place ---------");
+    if (o->coll->has_pattern)
+        printf("%-37s%s\n", "  ------------ in-place -----------",
+               "  -------- busiest rank --------");
+    else
+        printf("%s\n", "  ------------ in-place -----------");
+    printf("# %10s %12s %8s %6s %5s  %10s %8s %8s %6s  %10s %8s %8s %6s", "size", "count", "type",
            "redop", "root", "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong");
-    printf("# %10s %12s %8s %6s %5s  %10s %8s %8s %6s  %10s %8s %8s %6s\n", "(B)", "(elements)", "",
+    if (o->coll->has_pattern)
+        printf("  %12s %8s %8s", "bytes", "oop-bw", "ip-bw");
+    printf("\n# %10s %12s %8s %6s %5s  %10s %8s %8s %6s  %10s %8s %8s %6s", "(B)", "(elements)", "",
            "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
+    if (o->coll->has_pattern)
+        printf("  %12s %8s %8s", "(B)", "(GB/s)", "(GB/s)");
+    printf("\n");
     fflush(stdout);
     return 0;
 }
@@ -162,40 +213,68 @@ static void print_prefix(const perf_run_t *run, size_t bytes, size_t count)
            coll->has_op ? perf_op_name(run->op) : "none", coll->has_root ? run->opts->root : -1);
 }
 
+/* @p bytes in @p us microseconds, in GB/s (B/us = MB/s). */
+static double gbps(size_t bytes, double us)
+{
+    return us > 0 ? (double)bytes / us * 1e-3 : 0;
+}
+
+/* One placement's figures in the JSON file (@p p: 0 out of place, 1 in place). */
+static void json_placement(perf_run_t *run, const perf_row_t *row, int p, double factor)
+{
+    static const char *const placements[] = {"out_of_place", "in_place"};
+    double algbw = gbps(row->bytes, row->time_us[p]);
+    FILE *f = run->json;
+
+    fprintf(f, ", \"%s\": {\"time_us\": ", placements[p]);
+    json_number(f, row->time_us[p]);
+    fputs(", \"algbw_gbps\": ", f);
+    json_number(f, algbw);
+    fputs(", \"busbw_gbps\": ", f);
+    json_number(f, algbw * factor);
+    if (run->opts->coll->has_pattern) {
+        fputs(", \"busiest_bw_gbps\": ", f);
+        json_number(f, gbps(row->busiest_bytes, row->time_us[p]));
+    }
+    fputs(", \"wrong\": ", f);
+    if (run->opts->check)
+        json_number(f, row->wrong[p]);
+    else
+        fputs("null", f);
+    fputc('}', f);
+}
+
 void perf_report_row(perf_run_t *run, const perf_row_t *row)
 {
     const perf_opts_t *o = run->opts;
     double factor = o->coll->busbw_factor(run->nranks);
-    static const char *const placements[] = {"out_of_place", "in_place"};
 
     print_prefix(run, row->bytes, row->count);
-    if (run->json != NULL)
+    if (run->json != NULL) {
         json_row_start(run, row->bytes, row->count);
+        if (o->coll->has_pattern)
+            fprintf(run->json, ", \"busiest_bytes\": %zu", row->busiest_bytes);
+    }
     for (int p = 0; p < 2; p++) {
-        double us = row->time_us[p];
-        double algbw = us > 0 ? (double)row->bytes / us * 1e-3 : 0; /* B/us = MB/s */
+        double algbw = gbps(row->bytes, row->time_us[p]);
         char wrong[24] = "N/A";
 
         if (o->check)
             snprintf(wrong, sizeof(wrong), "%.0f", row->wrong[p]);
         run->busbw_sum += algbw * factor;
+        run->busiest_bw_sum += gbps(row->busiest_bytes, row->time_us[p]);
         run->busbw_rows++;
-        printf("%10.2f %8.3f %8.3f %6s%s", us, algbw, algbw * factor, wrong, p ? "\n" : "  ");
-        if (run->json != NULL) {
-            fprintf(run->json, ", \"%s\": {\"time_us\": ", placements[p]);
-            json_number(run->json, us);
-            fputs(", \"algbw_gbps\": ", run->json);
-            json_number(run->json, algbw);
-            fputs(", \"busbw_gbps\": ", run->json);
-            json_number(run->json, algbw * factor);
-            fputs(", \"wrong\": ", run->json);
-            if (o->check)
-                json_number(run->json, row->wrong[p]);
-            else
-                fputs("null", run->json);
-            fputs(p ? "}}" : "}", run->json);
-        }
+        printf("%s%10.2f %8.3f %8.3f %6s", p ? "  " : "", row->time_us[p], algbw, algbw * factor,
+               wrong);
+        if (run->json != NULL)
+            json_placement(run, row, p, factor);
     }
+    if (o->coll->has_pattern)
+        printf("  %12zu %8.3f %8.3f", row->busiest_bytes, gbps(row->busiest_bytes, row->time_us[0]),
+               gbps(row->busiest_bytes, row->time_us[1]));
+    printf("\n");
+    if (run->json != NULL)
+        fputc('}', run->json);
     fflush(stdout);
 }
 
@@ -213,6 +292,7 @@ void perf_report_unsupported(perf_run_t *run, size_t bytes, size_t count)
 int perf_report_end(perf_run_t *run)
 {
     double avg = run->busbw_rows > 0 ? run->busbw_sum / (double)run->busbw_rows : 0.0;
+    double avg_busiest = run->busbw_rows > 0 ? run->busiest_bw_sum / (double)run->busbw_rows : 0.0;
     int status = 0;
 
     if (run->opts->check)
@@ -221,6 +301,8 @@ int perf_report_end(perf_run_t *run)
     else
         printf("# Out of bounds values : not checked (-c 0)\n");
     printf("# Avg bus bandwidth    : %.3f\n", avg);
+    if (run->opts->coll->has_pattern)
+        printf("# Avg busiest bw       : %.3f\n", avg_busiest);
     printf("#\n");
     fflush(stdout);
     if (run->json != NULL) {
@@ -231,6 +313,10 @@ int perf_report_end(perf_run_t *run)
             fputs("null", run->json);
         fputs(",\n  \"avg_busbw_gbps\": ", run->json);
         json_number(run->json, avg);
+        if (run->opts->coll->has_pattern) {
+            fputs(",\n  \"avg_busiest_bw_gbps\": ", run->json);
+            json_number(run->json, avg_busiest);
+        }
         fputs("\n}\n", run->json);
         if (ferror(run->json) | fclose(run->json)) {
             fprintf(stderr, "%s: writing %s failed\n", run->be->program, run->opts->json_path);

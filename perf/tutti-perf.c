@@ -82,6 +82,14 @@ static tutti_status_t start(tutti_comm_t comm, const perf_call_t *c, tutti_reque
         return req ? tutti_ireduce(c->sendbuf, c->recvbuf, c->count, t, op, c->root, comm, req)
                    : tutti_reduce(c->sendbuf, c->recvbuf, c->count, t, op, c->root, comm);
     case PERF_BARRIER: return req ? tutti_ibarrier(comm, req) : tutti_barrier(comm);
+    case PERF_ALLTOALL:
+        return req ? tutti_ialltoall(c->sendbuf, c->recvbuf, c->count, t, comm, req)
+                   : tutti_alltoall(c->sendbuf, c->recvbuf, c->count, t, comm);
+    case PERF_ALLTOALLV:
+        return req ? tutti_ialltoallv(c->sendbuf, c->sendcounts, c->sdispls, c->recvbuf,
+                                      c->recvcounts, c->rdispls, t, comm, req)
+                   : tutti_alltoallv(c->sendbuf, c->sendcounts, c->sdispls, c->recvbuf,
+                                     c->recvcounts, c->rdispls, t, comm);
     default: return TUTTI_ERR_UNSUPPORTED;
     }
 }
