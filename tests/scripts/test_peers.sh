@@ -2,7 +2,8 @@
 # The comparison benchmarks' other programs must measure what tutti-perf
 # measures: mpi-perf over Open MPI (and over MPICH, and gloo-perf over Gloo,
 # where configure built them) runs every collective on 3 ranks with every
-# element checked, and each must come out clean; --corrupt must be caught
+# element checked (all-to-all-v with each traffic pattern, blocking and
+# nonblocking), and each must come out clean; --corrupt must be caught
 # in each. A peer whose program was not built is skipped. MPICH's reduce
 # runs at root 0: MPICH 4.0.2 (Debian 12) crashes in MPI_Reduce with
 # MPI_IN_PLACE at any other root (pmodels/mpich#6540, fixed in later MPICH).
@@ -29,14 +30,19 @@ run() {
     esac
 }
 
+# Each collective, with the flags it takes beyond the common ones.
+colls=("allreduce" "reduce_scatter" "allgather" "broadcast" "reduce" "barrier" "alltoall"
+    "alltoall -z 0" "alltoallv -p uniform" "alltoallv -p random" "alltoallv -p moe -z 0")
+
 check_lib() {
     local lib=$1 coll status root
-    for coll in allreduce reduce_scatter allgather broadcast reduce barrier; do
+    for coll in "${colls[@]}"; do
         echo "== $lib $coll"
         status=0
         root=1
         [ "$lib$coll" = mpichreduce ] && root=0
-        run "$lib" "$coll" -b 8 -e 64K -f 8 -n 2 -w 1 -r "$root" -d all -o sum,min >"$out" 2>&1 ||
+        # shellcheck disable=SC2086 # the collective and its flags
+        run "$lib" $coll -b 8 -e 64K -f 8 -n 2 -w 1 -r "$root" -d all -o sum,min >"$out" 2>&1 ||
             status=$?
         if [ "$status" -ne 0 ] || ! grep -q '^# Out of bounds values : 0 OK$' "$out"; then
             sed 's/^/  | /' "$out"
@@ -45,7 +51,8 @@ check_lib() {
         fi
         [ "$coll" = barrier ] && continue
         status=0
-        run "$lib" "$coll" -b 8 -e 4K -f 8 -n 1 -w 0 -r "$root" -d int32 --corrupt >"$out" 2>&1 ||
+        # shellcheck disable=SC2086
+        run "$lib" $coll -b 8 -e 4K -f 8 -n 1 -w 0 -r "$root" -d int32 --corrupt >"$out" 2>&1 ||
             status=$?
         if [ "$status" -ne 1 ] || ! grep -q '^# Out of bounds values : [1-9][0-9]* FAILED$' "$out"; then
             sed 's/^/  | /' "$out"

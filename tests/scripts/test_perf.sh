@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Test tutti-perf (never its timings) on 3 local ranks: for every
-# collective, runs must report every row with #wrong 0 and exit 0, and a run
-# that corrupts one result element per check (--corrupt) must report exactly
-# that and exit 1. Also the table's shape, the header, the flags (-a, -z,
-# -J, bad ones: exit 2) and the JSON file (valid, the table's figures; jq
-# checks it when installed).
+# Test tutti-perf (never its timings) on 3 local ranks (all-to-all and
+# all-to-all-v on 1 to 4): for every collective, runs must report every row
+# with #wrong 0 and exit 0, and a run that corrupts one result element per
+# check (--corrupt) must report exactly that and exit 1. Also the table's
+# shape, the header, the flags (-a, -z, -J, -p, bad ones: exit 2), the
+# busiest rank's bytes under all-to-all-v's patterns, and the JSON file
+# (valid, the table's figures; jq checks it when installed).
 #
 #   tests/scripts/test_perf.sh [BUILDDIR]
 #
@@ -55,8 +56,8 @@ expect_rows() {
     local want_rows=$1 want_wrong=$2 got bad
     got=$(rows | wc -l)
     [ "$got" -eq "$want_rows" ] || fail "$got table rows, expected $want_rows"
-    bad=$(rows | awk -v w="$want_wrong" 'NF != 13 || $9 != w || $13 != w' | head -3)
-    [ -z "$bad" ] || fail "rows without #wrong $want_wrong:"$'\n'"$bad"
+    bad=$(rows | awk -v w="$want_wrong" 'NF != 13 || $9 != w || $13 != w')
+    [ -z "$bad" ] || fail "rows without #wrong $want_wrong:"$'\n'"$(head -3 <<<"$bad")"
 }
 
 expect_footer() {
@@ -149,6 +150,73 @@ if perf 0 reduce -b 8 -e 4K -f 8 -r 2 -n 2 -w 1 -d int32,fp64 -o sum,max -J "$js
 fi
 perf 3 allreduce -b 8 -e 8 -J /nonexistent/dir/out.json || true
 
+# All-to-all and all-to-all-v on 1 to 4 ranks: every type, out of place and in place, each
+# traffic pattern. -b 1 -e 256K -f 8: 1 B to 256K (a count that repeats is one row).
+a2a=(-b 1 -e 256K -f 8 -n 1 -w 1)
+a2a_colls=("alltoall" "alltoallv -p uniform" "alltoallv -p random" "alltoallv -p moe")
+# expect_a2a COLL [uniform]: clean rows with their columns (alltoallv: 3 more, the busiest
+# rank's bytes and bandwidths), whole blocks in the size (count per pair * element size *
+# ranks), and the busiest rank's bytes: what one rank sends the others, (n-1)/n of the size,
+# when uniform; on one rank, nothing.
+expect_a2a() {
+    local cols=13 uniform=0 bad
+    [[ $1 == alltoallv* ]] && cols=16
+    [[ $1 == *uniform || ${2:-} == uniform ]] && uniform=1
+    bad=$(rows | awk -v c=$cols -v n="$nranks" -v u=$uniform '
+        NF != c || $9 != 0 || $13 != 0 || $1 % ($2 * n) != 0 || index(" 1 2 4 8 ", " " $1 / ($2 * n) " ") == 0 ||
+        (c == 16 && ((u || n == 1) && $14 != $1 * (n - 1) / n || $14 > $1 * (n - 1)))')
+    [ -z "$bad" ] || fail "$1 on $nranks ranks: rows with wrong results, sizes or columns:"$'\n'"$(head -3 <<<"$bad")"
+    expect_footer "0 OK"
+}
+for nranks in 1 2 3 4; do
+    for coll in "${a2a_colls[@]}"; do
+        # shellcheck disable=SC2086 # the collective and its pattern flag
+        if perf 0 $coll "${a2a[@]}" -d all; then
+            expect_a2a "$coll"
+        fi
+    done
+done
+# The nonblocking calls, and the checker's --corrupt: one wrong element per check.
+nranks=4
+for coll in "${a2a_colls[@]}"; do
+    # shellcheck disable=SC2086
+    if perf 0 $coll "${a2a[@]}" -d int8,bf16,fp64 -z 0; then
+        expect_a2a "$coll"
+    fi
+    # shellcheck disable=SC2086
+    if perf 1 $coll -b 8 -e 64K -f 8 -n 1 -w 0 -d int8,fp16 --corrupt; then
+        rows | awk '$9 != 1 || $13 != 1 { exit 1 }' || fail "$coll --corrupt: not 1 wrong per check"
+        expect_footer "$(($(rows | wc -l) * 2)) FAILED"
+    fi
+done
+grep -q '^# pattern moe (64 experts over 4 ranks, top-2, Zipf exponent 1, 4096 tokens per rank' \
+    "$out" || fail "alltoallv: moe's defaults not in the header"
+grep -q '^# Avg busiest bw       : [0-9.]*$' "$out" || fail "alltoallv: no average busiest bw line"
+# A token goes to a rank once however many of its experts live there: 3 experts on 2 ranks
+# (2 and 1), every token to all 3, is one token to each rank, i.e. the uniform pattern.
+nranks=2
+if perf 0 alltoallv -p moe --experts 3 --topk 3 "${a2a[@]}" -d int32; then
+    expect_a2a "alltoallv -p moe --experts 3 --topk 3" uniform
+fi
+# The JSON file of a pattern: its parameters, and per row the busiest rank's figures.
+nranks=3
+if perf 0 alltoallv -p moe --experts 6 --topk 2 --zipf 1.5 --tokens 500 --seed 9 \
+    -b 8 -e 4K -f 8 -n 1 -w 1 -d fp16,uint64 -J "$json"; then
+    if command -v jq >/dev/null; then
+        jq -e '.collective == "alltoallv" and .wrong_total == 0 and (.rows | length) == 8
+               and .pattern == {"name": "moe", "seed": 9, "experts": 6, "topk": 2, "zipf": 1.5,
+                                "tokens": 500}
+               and (.avg_busiest_bw_gbps | type) == "number"
+               and all(.rows[]; .busiest_bytes > 0 and .out_of_place.wrong == 0
+                                and (.in_place.busiest_bw_gbps | type) == "number")' \
+            "$json" >/dev/null || fail "alltoallv's JSON does not say what the table says: $(cat "$json")"
+        diff <(rows | awk '{ print $14 }') <(jq -r '.rows[].busiest_bytes' "$json") >/dev/null ||
+            fail "alltoallv: the JSON's busiest bytes differ from the table's"
+    else
+        grep -q '"busiest_bytes"' "$json" || fail "no busiest bytes in the JSON file"
+    fi
+fi
+
 # Launchers' environments, no tutti-run: torchrun's (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)
 # and Slurm's (SLURM_PROCID, SLURM_NTASKS; the rendezvous in TUTTI_ADDR), 3 ranks started by hand.
 port_base=$((20000 + $$ % 20000))
@@ -181,6 +249,10 @@ perf 2 allreduce -a 4 || true
 perf 2 allreduce -z 2 || true
 perf 2 allgatherv || true
 perf 2 broadcast -r 3 || true
+perf 2 alltoall -p random || true
+perf 2 alltoallv -p zipf || true
+perf 2 alltoallv -p moe --experts 4 --topk 5 || true
+perf 2 alltoallv -p moe --zipf -1 || true
 
 if [ "$failures" -gt 0 ]; then
     echo "test_perf: $failures failure(s)" >&2
