@@ -37,7 +37,8 @@ usage: perf/compare.sh [options] BUILDDIR
   -H HOSTS       also HOSTS emulated hosts x 1 rank (network namespaces,
                  scripts/cluster.sh; needs root); default 0: none
   -c LIST        collectives (default "allreduce allgather reduce_scatter
-                 broadcast"; tutti-perf --help lists them)
+                 broadcast"; tutti-perf --help lists them); alltoallv:PATTERN
+                 runs alltoallv with -p PATTERN (uniform, random, moe)
   -r ROUNDS      interleaved rounds (default 3)
   -o DIR         where the CSV files and plots go (default BUILDDIR/compare)
   -h             this text
@@ -138,20 +139,24 @@ command_for() {
 }
 
 # measure SETUP COLL LIB CHECK: both sweeps; prints "size time_us busbw" per supported row.
+# COLL may be alltoallv:PATTERN, for alltoallv -p PATTERN.
 measure() {
     local status=0 sweep
+    local -a coll=("${2%%:*}")
+    [[ $2 != *:* ]] || coll+=(-p "${2#*:}")
     command_for "$1" "$3"
     for sweep in small large; do
         local -n flags=${sweep}_sizes
         local -a check=(-c 0)
         [ "$4" -eq 0 ] || check=(-c 1 -n 2 -w 1) # checking needs no long timing
-        timeout 900 "${cmd[@]}" "$2" "${flags[@]}" "${check[@]}" >"$tmp/out" 2>&1 || status=$?
+        timeout 900 "${cmd[@]}" "${coll[@]}" "${flags[@]}" "${check[@]}" >"$tmp/out" 2>&1 || status=$?
         if [ "$status" -ne 0 ]; then
             sed 's/^/  | /' "$tmp/out" | tail -20 >&2
             echo "# $3 $2 on $1 failed (exit status $status): left out" >&2
             return 1
         fi
-        awk '!/^#/ && NF == 13 { print $1, $6, $8 }' "$tmp/out"
+        # 13 columns, 16 under a traffic pattern (the busiest rank's figures follow).
+        awk '!/^#/ && NF >= 13 { print $1, $6, $8 }' "$tmp/out"
     done
 }
 
