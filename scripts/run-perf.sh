@@ -11,6 +11,7 @@ run=("$build/tools/tutti-run" -n "${TUTTI_NRANKS:-4}" "$build/perf/tutti-perf")
 if [ $# -gt 0 ]; then
     exec "${run[@]}" "$@"
 fi
-for coll in allreduce reduce_scatter allgather broadcast reduce barrier; do
-    "${run[@]}" "$coll" -b 8 -e 64M -f 4
+for coll in allreduce reduce_scatter allgather broadcast reduce barrier alltoall "alltoallv -p moe"; do
+    # shellcheck disable=SC2086 # alltoallv's pattern flag
+    "${run[@]}" $coll -b 8 -e 64M -f 4
 done
