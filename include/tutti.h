@@ -507,6 +507,14 @@ TUTTI_API tutti_status_t tutti_group_end(tutti_comm_t comm, tutti_request_t *req
  * size the experts' input, tutti_moe_dispatch, the experts, then
  * tutti_moe_combine; a layout serves any number of dispatch/combine pairs
  * with the same routing.
+ *
+ * Dispatch and combine each make one tutti_alltoallv() over the layout's
+ * communicator, and check their arguments on the calling rank only, as
+ * every collective does: a rank that rejects its call leaves the others
+ * waiting until TUTTI_OP_TIMEOUT. Their staging memory is kept in the layout
+ * and only grows, so repeated calls of the same size allocate nothing.
+ * A layout may be used by one thread at a time, and must be destroyed
+ * before its communicator.
  */
 
 /** The routing of one MoE step, as every rank involved knows it. */
@@ -514,17 +522,26 @@ typedef struct tutti_moe_layout *tutti_moe_layout_t;
 
 /**
  * Build the layout for this rank's tokens; collective over @p comm.
+ * Every rank checks its own arguments and then the ranks agree before any
+ * routing is exchanged: if any rank's are bad (or it runs out of memory),
+ * every rank returns the same error and no layout is made, and only the
+ * rank that found the problem logs it. The communicator stays usable.
+ * Communication: two small all-reduces (the agreements), an all-to-all of
+ * per-pair counts and an all-to-all-v of routing records.
  * @param num_tokens this rank's tokens T (ranks may differ; 0 is valid).
- * @param top_k experts per token, >= 1.
+ * @param top_k experts per token, >= 1; the same on every rank.
  * @param experts T x top_k expert ids, row-major; -1 leaves a slot empty.
  *        A token's ids must differ from each other.
  * @param weights T x top_k routing weights (used by combine), or NULL for
  *        weights of 1.
- * @param num_experts E, a positive multiple of the number of ranks.
+ * @param num_experts E, a positive multiple of the number of ranks; the
+ *        same on every rank.
  * @param layout_p receives the layout; free it with tutti_moe_layout_destroy().
  * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG (ids out of range or repeated,
- *         E not a multiple of the ranks, NULL arrays with T > 0);
- *         TUTTI_ERR_NO_MEMORY; a failure status.
+ *         E not a multiple of the ranks, NULL arrays with T > 0, ranks that
+ *         disagree on E or top_k, NULL @p layout_p), on every rank;
+ *         TUTTI_ERR_NO_MEMORY, on every rank; TUTTI_ERR_INVALID_COMM (on
+ *         the calling rank, before anything is exchanged); a failure status.
  */
 TUTTI_API tutti_status_t tutti_moe_layout_create(size_t num_tokens, int top_k,
                                                  const int32_t *experts, const float *weights,
@@ -536,31 +553,38 @@ TUTTI_API tutti_status_t tutti_moe_layout_create(size_t num_tokens, int top_k,
  * rows (tokens, one per local expert they are routed to); @p expert_rows
  * (E/n entries, or NULL) the rows of each local expert. Rows come grouped by
  * local expert, expert 0's first; within an expert, by origin rank and then
- * by token index there.
+ * by token index there. Local.
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG for a NULL layout or @p rows_p.
  */
 TUTTI_API tutti_status_t tutti_moe_layout_rows(tutti_moe_layout_t layout, size_t *rows_p,
                                                size_t *expert_rows);
 
 /**
  * Where each row dispatch delivers came from: its origin rank and token
- * index there (arrays of rows entries; either may be NULL).
+ * index there (arrays of rows entries; either may be NULL). Local.
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG for a NULL layout.
  */
 TUTTI_API tutti_status_t tutti_moe_layout_origins(tutti_moe_layout_t layout, int *ranks,
                                                   size_t *tokens);
 
 /**
  * Tokens this rank sends to each rank in dispatch (nranks entries): each
- * token once per rank that hosts any of its experts.
+ * token once per rank that hosts any of its experts. Local.
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG for a NULL argument.
  */
 TUTTI_API tutti_status_t tutti_moe_layout_sent(tutti_moe_layout_t layout, size_t *tokens_per_rank);
 
-/** Free a layout (local). */
+/** Free a layout (local). @return TUTTI_OK; TUTTI_ERR_INVALID_ARG for NULL. */
 TUTTI_API tutti_status_t tutti_moe_layout_destroy(tutti_moe_layout_t layout);
 
 /**
  * Dispatch; collective over the layout's communicator. @p tokens holds
  * T x @p hidden elements; @p expert_input receives rows x hidden elements
- * in the order tutti_moe_layout_rows() describes. Any datatype.
+ * in the order tutti_moe_layout_rows() describes. Any datatype; @p hidden
+ * and @p datatype the same on every rank. Buffers need no alignment.
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG (NULL layout, a NULL buffer that
+ *         holds elements, @p hidden too large); TUTTI_ERR_UNSUPPORTED (not a
+ *         datatype); TUTTI_ERR_NO_MEMORY (staging); a failure status.
  */
 TUTTI_API tutti_status_t tutti_moe_dispatch(tutti_moe_layout_t layout, const void *tokens,
                                             size_t hidden, tutti_datatype_t datatype,
@@ -574,7 +598,11 @@ TUTTI_API tutti_status_t tutti_moe_dispatch(tutti_moe_layout_t layout, const voi
  * fp32 (fp64 for TUTTI_FP64) in a fixed order, first on each expert rank
  * over its local experts, then at the origin over ranks in rank order, so
  * results are identical on every run (16-bit types round once per rank's
- * partial sum).
+ * partial sum). Each product weight x output is rounded to fp32 (fp64)
+ * before it is added; no fused multiply-add.
+ * @return TUTTI_OK; TUTTI_ERR_INVALID_ARG (as dispatch);
+ *         TUTTI_ERR_UNSUPPORTED (not fp32, fp64, fp16 or bf16);
+ *         TUTTI_ERR_NO_MEMORY (staging); a failure status.
  */
 TUTTI_API tutti_status_t tutti_moe_combine(tutti_moe_layout_t layout, const void *expert_output,
                                            size_t hidden, tutti_datatype_t datatype, void *out);
