@@ -513,8 +513,9 @@ TUTTI_API tutti_status_t tutti_group_end(tutti_comm_t comm, tutti_request_t *req
  * every collective does: a rank that rejects its call leaves the others
  * waiting until TUTTI_OP_TIMEOUT. Their staging memory is kept in the layout
  * and only grows, so repeated calls of the same size allocate nothing.
- * A layout may be used by one thread at a time, and must be destroyed
- * before its communicator.
+ * A layout may be used by one thread at a time. It does not keep its
+ * communicator alive: once that is destroyed, calls with the layout return
+ * TUTTI_ERR_INVALID_COMM, and the layout can only be destroyed.
  */
 
 /** The routing of one MoE step, as every rank involved knows it. */
