@@ -514,8 +514,8 @@ TUTTI_API tutti_status_t tutti_group_end(tutti_comm_t comm, tutti_request_t *req
  * waiting until TUTTI_OP_TIMEOUT. Their staging memory is kept in the layout
  * and only grows, so repeated calls of the same size allocate nothing.
  * A layout may be used by one thread at a time. It does not keep its
- * communicator alive: once that is destroyed, calls with the layout return
- * TUTTI_ERR_INVALID_COMM, and the layout can only be destroyed.
+ * communicator alive: dispatch and combine need the communicator, the
+ * other layout calls (destroy included) do not.
  */
 
 /** The routing of one MoE step, as every rank involved knows it. */
