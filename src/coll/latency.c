@@ -181,7 +181,7 @@ void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s)
     tt_ring_channel(&g, d, 0);
     for (int dist = 1; dist < n; dist <<= 1) {
         tt_sched_send(s, tt_ring_peer(&g, dist), tt_ref(TT_BUF_SEND, 0), 0, 0, heard, TT_NO_STEP);
-        heard = tt_sched_recv(s, tt_ring_peer(&g, -dist), tt_ref(TT_BUF_RECV, 0), 0, heard,
-                              TT_NO_STEP);
+        heard =
+            tt_sched_recv(s, tt_ring_peer(&g, -dist), tt_ref(TT_BUF_RECV, 0), 0, heard, TT_NO_STEP);
     }
 }

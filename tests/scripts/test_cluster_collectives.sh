@@ -61,7 +61,7 @@ else
     failures=$((failures + 1))
 fi
 echo "== tutti-perf, every collective checked, 3 hosts x 2 ranks"
-for coll in allreduce reduce_scatter allgather broadcast reduce barrier; do
+for coll in allreduce reduce_scatter allgather broadcast reduce barrier alltoall alltoallv; do
     if ! "$builddir/tools/tutti-run" --hosts "$TT_TEST_NETNS" -n 2 "$builddir/perf/tutti-perf" \
         "$coll" -b 8 -e 4M -f 64 -n 2 -w 1 -r 3 -d int32,bf16 >"$tmp_out" 2>&1 ||
         ! grep -q '^\[0\] # Out of bounds values : 0 OK$' "$tmp_out"; then

@@ -59,13 +59,13 @@ done
 
 # One launch runs the perf suite's collectives one after the other (each its own tutti job).
 perf="$builddir/perf/tutti-perf"
-script='for c in allreduce reduce_scatter allgather broadcast reduce barrier; do
+script='for c in allreduce reduce_scatter allgather broadcast reduce barrier alltoall alltoallv; do
     "$0" "$c" -b 8 -e 1M -f 32 -n 2 -w 1 -r 1 || exit 1
 done'
 mpi -x TUTTI_ADDR=198.18.0.1:29518 -x TUTTI_SECRET="$secret" /bin/sh -c "$script" "$perf" \
     >"$out" 2>&1 || fail "tutti-perf under mpirun failed"
 n=$(grep -c '^# Out of bounds values : 0 OK$' "$out")
-[ "$n" -eq 6 ] || fail "tutti-perf under mpirun: $n of 6 collectives checked clean"
+[ "$n" -eq 8 ] || fail "tutti-perf under mpirun: $n of 8 collectives checked clean"
 
 if [ "$failures" -ne 0 ]; then
     echo "test_mpirun_cluster: $failures checks failed"
