@@ -179,9 +179,11 @@ static int progress_once(tt_engine_t *e)
     if (e->active->deadline == 0)
         e->active->deadline = tt_deadline_after(e->settings.op_timeout_ns);
     else if (health == TUTTI_OK && tt_time_ns() > e->active->deadline) {
+        char waiting[256];
+        tt_exec_describe(&e->exec, waiting, sizeof(waiting));
         tt_health_fail(e->health, TUTTI_ERR_TIMEOUT, -1,
-                       "%s did not complete within TUTTI_OP_TIMEOUT (%.3g s)", e->active->name,
-                       (double)e->settings.op_timeout_ns / TT_NS_PER_S);
+                       "%s did not complete within TUTTI_OP_TIMEOUT (%.3g s): %s", e->active->name,
+                       (double)e->settings.op_timeout_ns / TT_NS_PER_S, waiting);
         health = e->health->status;
     }
     if (health != TUTTI_OK)

@@ -5,6 +5,7 @@
 
 #include "util/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,9 +147,7 @@ static void run_ready(tt_exec_t *e)
                 memcpy(at(e, st->dst), at(e, st->src), st->count * e->sched->elem_size);
             step_complete(e, i);
             break;
-        case TT_STEP_JOIN:
-            step_complete(e, i);
-            break;
+        case TT_STEP_JOIN: step_complete(e, i); break;
         }
     }
 }
@@ -186,4 +185,34 @@ void tt_exec_xfer_done(tt_exec_t *e, tt_xfer_t *x)
         return;
     step_complete(e, (int32_t)x->user);
     run_ready(e);
+}
+
+void tt_exec_describe(const tt_exec_t *e, char *out, size_t out_len)
+{
+    const tt_schedule_t *s = e->sched;
+    size_t used = 0;
+    int shown = 0, in_flight = 0, waiting = 0;
+
+    out[0] = '\0';
+    for (int32_t i = 0; s != NULL && i < s->nsteps; i++) {
+        const tt_step_t *st = &s->steps[i];
+        int transfer =
+            st->kind == TT_STEP_SEND || st->kind == TT_STEP_RECV || st->kind == TT_STEP_RECV_REDUCE;
+        if (e->pending[i] > 0) {
+            waiting++;
+            continue;
+        }
+        /* Ready transfers are posted at once, so their xfer is this run's. */
+        if (!transfer || e->xfers[i].status != TUTTI_IN_PROGRESS)
+            continue;
+        in_flight++;
+        if (shown++ < 4 && used < out_len)
+            used += (size_t)snprintf(
+                out + used, out_len - used, "%s%s rank %d (%zu B)", shown > 1 ? ", " : "",
+                st->kind == TT_STEP_SEND ? "send to" : "recv from", st->peer, e->xfers[i].len);
+    }
+    if (used < out_len)
+        snprintf(out + used, out_len - used, "%s%d transfer%s in flight, %d step%s not started",
+                 used > 0 ? "; " : "", in_flight, in_flight == 1 ? "" : "s", waiting,
+                 waiting == 1 ? "" : "s");
 }

@@ -54,6 +54,13 @@ tutti_status_t tt_exec_start(tt_exec_t *e, const tt_schedule_t *s, void *const b
 /* A transfer this executor posted has completed (x->status says how). */
 void tt_exec_xfer_done(tt_exec_t *e, tt_xfer_t *x);
 
+/*
+ * What a running executor waits for, in @p out (for deadline messages): the
+ * first few transfers in flight ("recv from rank 2 (8388608 B)") and how
+ * many steps have not started yet.
+ */
+void tt_exec_describe(const tt_exec_t *e, char *out, size_t out_len);
+
 /* TUTTI_IN_PROGRESS while running, then TUTTI_OK or the first error. */
 static inline tutti_status_t tt_exec_status(const tt_exec_t *e)
 {
