@@ -43,6 +43,18 @@ const tt_config_table_t tt_engine_config_table = {
 /* While an operation runs, look for failed peers this often. */
 #define ENGINE_HEALTH_INTERVAL_NS (2 * TT_NS_PER_MS)
 
+/*
+ * With nothing posted, the progress thread still polls the transports now
+ * and then: a peer may still need this rank's part of a protocol for an
+ * operation this rank has finished (UCX's rendezvous acknowledgements, data
+ * a socket could not take yet). Without it such a peer waits until this
+ * rank posts again, for ever if this rank waits for that peer elsewhere (in
+ * the bootstrap barrier of tutti_comm_destroy, or on another communicator).
+ * Soon after an operation, then less and less often.
+ */
+#define ENGINE_IDLE_POLL_FIRST_NS (50 * TT_NS_PER_US)
+#define ENGINE_IDLE_POLL_MAX_NS (1 * TT_NS_PER_MS)
+
 static void finish(tt_engine_t *e, tt_op_t *op, tutti_status_t status)
 {
     atomic_store(&op->status, status);
@@ -191,20 +203,43 @@ static int progress_once(tt_engine_t *e)
     return events;
 }
 
+/* Wait on e->wake for at most @p ns; the lock is held. */
+static void wait_wake(tt_engine_t *e, int64_t ns)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* the condition variable's clock */
+    until.tv_sec += (time_t)(ns / TT_NS_PER_S);
+    until.tv_nsec += (long)(ns % TT_NS_PER_S);
+    if (until.tv_nsec >= TT_NS_PER_S) {
+        until.tv_sec++;
+        until.tv_nsec -= TT_NS_PER_S;
+    }
+    pthread_cond_timedwait(&e->wake, &e->lock, &until);
+}
+
 static void *progress_thread(void *arg)
 {
     tt_engine_t *e = arg;
     tt_backoff_t backoff;
+    int64_t idle_poll_ns = ENGINE_IDLE_POLL_FIRST_NS;
 
     tt_backoff_init(&backoff, &e->backoff);
     pthread_mutex_lock(&e->lock);
     while (!e->shutdown) {
-        /* Stand aside while a caller drives progress itself, and when idle. */
-        if (e->waiters > 0 || (e->active == NULL && e->head == NULL)) {
+        /* Stand aside while a caller drives progress itself. */
+        if (e->waiters > 0) {
             pthread_cond_wait(&e->wake, &e->lock);
             tt_backoff_reset(&backoff);
             continue;
         }
+        if (e->active == NULL && e->head == NULL) {
+            progress_once(e);
+            wait_wake(e, idle_poll_ns);
+            idle_poll_ns = TT_MIN(2 * idle_poll_ns, ENGINE_IDLE_POLL_MAX_NS);
+            tt_backoff_reset(&backoff);
+            continue;
+        }
+        idle_poll_ns = ENGINE_IDLE_POLL_FIRST_NS;
         if (progress_once(e)) {
             tt_backoff_reset(&backoff);
             continue;

@@ -654,9 +654,12 @@ static tutti_status_t ucx_recv(tt_transport_t *super, tt_xfer_t *x)
 static int ucx_progress(tt_transport_t *super, tt_xfer_t **done)
 {
     ucx_transport_t *tl = tt_container_of(super, ucx_transport_t, super);
-    int events = 0;
+    int events = 0, idle = 1;
 
-    while (progress_rails(tl, 0) != 0)
+    /* With nothing in flight, poll every rail: peers may need our part of a protocol. */
+    for (int r = 0; r < tl->nrails; r++)
+        idle &= tl->rail_ops[r] == 0;
+    while (progress_rails(tl, idle) != 0)
         events++;
     while (tl->completed.head != NULL) {
         tt_xfer_t *x = tt_xfer_queue_pop(&tl->completed);
