@@ -12,7 +12,10 @@
 #include <string.h>
 
 static const tt_config_field_t engine_fields[] = {
-    {"PROGRESS_THREAD", "yes", "run a progress thread per communicator for nonblocking calls",
+    {"PROGRESS_THREAD", "yes",
+     "run a progress thread per communicator: it moves nonblocking calls, and between calls "
+     "keeps serving the transports' protocols for peers (without it, a peer can stall until "
+     "this rank calls tutti again)",
      TT_CFG_BOOL, offsetof(tt_engine_settings_t, progress_thread), NULL},
     {"OP_TIMEOUT", "600s",
      "deadline for one collective, from when it starts running; when it passes the "
