@@ -62,6 +62,7 @@ enum bug {
     BUG_OMPI_ULONG_MINMAX,
     BUG_OMPI_IA2AV_ZEROS,
     BUG_MPICH_A2A_HOLES,
+    BUG_OMPI_FREE_IN_FLIGHT,
     NBUGS
 };
 
@@ -85,6 +86,9 @@ static struct {
     [BUG_MPICH_A2A_HOLES] = {"MPICH 4.0's in-place MPI_Alltoall and MPI_Ialltoall truncate or "
                              "garble blocks above 8 KiB of a datatype with holes: skipped",
                              0, 0},
+    [BUG_OMPI_FREE_IN_FLIGHT] = {"Open MPI 4 crashes in MPI_Wait when MPI_Comm_free came while "
+                                 "its nonblocking collectives were in flight: waited for first",
+                                 0, 0},
 };
 
 static void bug_hit(enum bug b)
@@ -1808,6 +1812,56 @@ static void group_comms(void)
     mini_suite(&dup1);
     comm_free(&dup1);
     comm_free(&dupsplit);
+
+    /* The other ways to make one: idup, split_type, create_group (called by
+     * its members only), and split with MPI_UNDEFINED. */
+    MPI_Request q;
+    struct comm idup, shared, group, undef;
+    MPI_Comm_idup(MPI_COMM_WORLD, &nc, &q);
+    MPI_Wait(&q, MPI_STATUS_IGNORE);
+    comm_set(&idup, nc, "idup(world)");
+    mini_suite(&idup);
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, -wrank, MPI_INFO_NULL, &nc);
+    comm_set(&shared, nc, "split_type(world, shared, key -rank)");
+    c = red(C_ALLREDUCE, T_INT, O_SUM, 5, &shared);
+    run_case(&c);
+    c = mov(C_ALLGATHER, T_INT, 2, &shared);
+    c.mode = M_WAIT;
+    run_case(&c);
+    nc = MPI_COMM_NULL;
+    if (wrank % 2) {
+        MPI_Group odd;
+        int range[1][3] = {{1, n - 1, 2}};
+        MPI_Comm_group(MPI_COMM_WORLD, &wg);
+        MPI_Group_range_incl(wg, 1, range, &odd);
+        MPI_Comm_create_group(MPI_COMM_WORLD, odd, 5, &nc);
+        MPI_Group_free(&odd);
+        MPI_Group_free(&wg);
+    }
+    comm_set(&group, nc, "create_group(world, odd ranks)");
+    mini_suite(&group);
+    MPI_Comm_split(MPI_COMM_WORLD, wrank % 3 == 1 ? MPI_UNDEFINED : 0, wrank, &nc);
+    if ((wrank % 3 == 1) != (nc == MPI_COMM_NULL))
+        failf("MPI_Comm_split with MPI_UNDEFINED: rank %d %s MPI_COMM_NULL", wrank,
+              nc == MPI_COMM_NULL ? "got" : "did not get");
+    comm_set(&undef, nc, "split(world, MPI_UNDEFINED at rank%3 = 1)");
+    mini_suite(&undef);
+    comm_free(&undef);
+    comm_free(&group);
+    comm_free(&shared);
+    comm_free(&idup);
+
+    /* Many short-lived communicators, each used once. */
+    for (int i = 0; i < (quick ? 4 : 16); i++) {
+        MPI_Comm_dup(MPI_COMM_WORLD, &nc);
+        comm_set(&dup1, nc, "dup(world), one of many");
+        c = red(C_ALLREDUCE, T_INT, O_SUM, 1 + i, &dup1);
+        c.mode = i % 2 ? M_BLOCKING : M_WAIT;
+        run_case(&c);
+        c = red(C_ALLREDUCE, T_DOUBLE, O_SUM, 2 + i, &dup1);
+        run_case(&c);
+        comm_free(&dup1);
+    }
 }
 
 /* What the backend hands back to MPI: user ops, derived datatypes, unequal
@@ -1937,6 +1991,36 @@ static void group_nonblocking(void)
     }
     run_batch(cs, 8, B_WAITSOME, 0, "8 MPI_Ibcast in flight");
     comm_free(&dup);
+
+    /* MPI_Comm_free with collectives in flight: they complete normally. */
+    for (int served = 0; served < 2; served++) {
+        struct comm tmp;
+        MPI_Comm_dup(MPI_COMM_WORLD, &nc);
+        comm_set(&tmp, nc,
+                 served ? "dup(world), freed in flight" : "fresh dup(world), freed in flight");
+        if (served) {
+            struct tcase w = red(C_ALLREDUCE, T_INT, O_SUM, 1, &tmp);
+            run_case(&w);
+        }
+        struct tcase f[2];
+        f[0] = red(C_ALLREDUCE, T_INT, O_SUM, 9, &tmp);
+        f[0].mode = M_WAIT;
+        f[1] = mov(C_BCAST, T_DOUBLE, 5, &tmp);
+        f[1].root = n - 1;
+        f[1].mode = M_TEST;
+        int on0 = begin(&f[0]), on1 = begin(&f[1]);
+        int wait_first = bugs[BUG_OMPI_FREE_IN_FLIGHT].present;
+        if (wait_first)
+            bug_hit(BUG_OMPI_FREE_IN_FLIGHT);
+        else
+            MPI_Comm_free(&tmp.comm);
+        if (on0)
+            finish(&f[0]);
+        if (on1)
+            finish(&f[1]);
+        if (wait_first)
+            MPI_Comm_free(&tmp.comm);
+    }
 }
 
 /* A communicator's first collectives nonblocking (the backend has no
@@ -2471,6 +2555,7 @@ int main(int argc, char **argv)
     if (v && sscanf(v + strlen("Open MPI v"), "%d.%d.%d", &a, &b, &c) >= 2) {
         bugs[BUG_OMPI_ULONG_MINMAX].present = a == 4 && (b == 0 || (b == 1 && c < 5));
         bugs[BUG_OMPI_IA2AV_ZEROS].present = a < 5;
+        bugs[BUG_OMPI_FREE_IN_FLIGHT].present = a < 5;
     }
     init_types();
     static const char *const names[O_NPREDEF] = {

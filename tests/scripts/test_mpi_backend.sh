@@ -10,17 +10,23 @@
 # "tutti-mpi:" line may appear. Odd rank counts start MPI with
 # MPI_Init_thread(MPI_THREAD_MULTIPLE) and add two threads of collectives.
 # MPICH's ranks busy-poll, so above one rank per core its runs take the
-# quick case set (-q). Each run is under timeout: a hang fails. An MPI whose
-# program or backend library was not built is skipped (77 if none ran).
+# quick case set (-q). Each run is under timeout: a hang fails, and the
+# failure shows the last case rank 0 started. After a failing run with the
+# backend, the larger rank counts of that MPI are not run (they would take
+# as long to fail the same way). An MPI whose program or backend library
+# was not built is skipped (77 if none ran).
 #
 #   tests/scripts/test_mpi_backend.sh [BUILDDIR]
 #
-# TT_MPI_RANKS overrides the rank counts (e.g. TT_MPI_RANKS="2 4").
+# TT_MPI_RANKS overrides the rank counts (e.g. TT_MPI_RANKS="2 4"), and
+# TT_MPI_ARGS adds arguments to every run (e.g. TT_MPI_ARGS="-g types,comms";
+# check_mpi_colls -h lists them).
 set -uo pipefail
 
 builddir=${1:-${TOP_BUILDDIR:-.}}
 builddir=$(cd "$builddir" && pwd)
 ranks=${TT_MPI_RANKS:-1 2 3 4 5 8}
+read -r -a extra_args <<<"${TT_MPI_ARGS:-}"
 cores=$(nproc)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 out=$(mktemp)
@@ -107,12 +113,12 @@ check_stats() {
         }' "$1"
 }
 
-# run_one MPI N PRELOAD LABEL ARGS...: one run, one line of output.
+# run_one MPI N PRELOAD LABEL ARGS...: one run, one line of output; 1 if it failed.
 run_one() {
-    local mpi=$1 n=$2 preload=$3 label=$4 status=0 why= cases stats
+    local mpi=$1 n=$2 preload=$3 label=$4 status=0 why='' cases stats
     shift 4
     [ $# -gt 0 ] && label="$label ($*)"
-    launch "$mpi" "$n" "$preload" "$@" >"$out" 2>&1 || status=$?
+    launch "$mpi" "$n" "$preload" -v "$@" >"$out" 2>&1 || status=$?
     cases=$(sed -n 's/^check_mpi_colls: [0-9]* ranks: all \([0-9]*\) cases passed.*/\1/p' "$out")
     if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
         why="timed out (a hang)"
@@ -127,12 +133,13 @@ run_one() {
     fi
     if [ -n "$why" ]; then
         echo "FAIL: $mpi $n ranks $label: $why"
-        grep -v '^tutti-mpi:' "$out" | grep -m 1 'FAIL' | sed 's/^/    /'
-        grep -v '^check_mpi_colls: note:' "$out" | head -40 | sed 's/^/  | /'
+        grep -m 1 'check_mpi_colls: FAIL' "$out" | sed 's/^/    /'
+        grep '^case ' "$out" | tail -1 | sed 's/^/    last case rank 0 started: /'
+        grep -v '^case \|^check_mpi_colls: note:' "$out" | head -40 | sed 's/^/  | /'
         failures=$((failures + 1))
-    else
-        echo "ok: $mpi $n ranks $label: $cases cases"
+        return 1
     fi
+    echo "ok: $mpi $n ranks $label: $cases cases"
 }
 
 check_mpi() {
@@ -147,11 +154,14 @@ check_mpi() {
     fi
     preload=$(preload_for "$lib")
     for n in $ranks; do
-        args=()
+        args=("${extra_args[@]}")
         [ $((n % 2)) -eq 1 ] && [ "$n" -gt 1 ] && args+=(-t)
         [ "$mpi" = mpich ] && [ "$n" -gt "$cores" ] && args+=(-q)
         run_one "$mpi" "$n" "" "plain" "${args[@]}"
-        run_one "$mpi" "$n" "$preload" "preloaded" "${args[@]}"
+        if ! run_one "$mpi" "$n" "$preload" "preloaded" "${args[@]}"; then
+            echo "test_mpi_backend: $mpi: larger rank counts not run"
+            break
+        fi
     done
     tested=$((tested + 1))
 }
