@@ -8,10 +8,13 @@
 # the tables show medians over the rounds with the ratio, > 1 meaning the
 # backend is faster. Each pair is checked once first (every element, -c 1),
 # and the preloaded check must show the backend serving the collective
-# (TUTTI_MPI_STATS) and handing none of its calls back to Open MPI.
+# (TUTTI_MPI_STATS) and handing none of its calls back to Open MPI. Ranks
+# are bound to cores when they fit (-B auto): unbound, on a busy 2-core
+# machine, tutti's small-message times (native or through the backend)
+# jumped between 0.4 and 25 us from run to run.
 #
 #   perf/compare-mpi-backend.sh [-n "2 4"] [-c COLLECTIVES] [-r ROUNDS]
-#                               [-m 'MPIRUN ARGS'] [-o DIR] BUILDDIR
+#                               [-B auto|none|core] [-m 'MPIRUN ARGS'] [-o DIR] BUILDDIR
 #
 # BUILDDIR is a built tree where configure found Open MPI (perf/mpi-perf and
 # .libs/libtutti_mpi.so exist). Results: DIR/compare-mpi-backend.csv
@@ -21,6 +24,7 @@ set -euo pipefail
 rank_counts="2 4"
 colls="allreduce allgather alltoall"
 rounds=5
+binding=auto
 mpirun_extra=
 outdir=
 
@@ -32,8 +36,12 @@ usage: perf/compare-mpi-backend.sh [options] BUILDDIR
   -c LIST        collectives (default "allreduce allgather alltoall"; any
                  that mpi-perf runs)
   -r ROUNDS      interleaved rounds (default 5)
-  -m ARGS        extra mpirun arguments for both, e.g. '--bind-to core'
-                 (default: --bind-to none)
+  -B auto|none|core
+                 binding, the same for both: core pins rank r to the
+                 (r mod cores)-th core (mpirun --map-by core --bind-to
+                 core:overload-allowed); none lets the kernel place them;
+                 auto (default) is core when the ranks fit the cores, else none
+  -m ARGS        extra mpirun arguments for both, e.g. '--mca btl self,vader'
   -o DIR         where the CSV files go (default BUILDDIR/compare)
   -h             this text
 EOF
@@ -42,11 +50,12 @@ die() {
     echo "compare-mpi-backend: $*" >&2
     exit 1
 }
-while getopts "n:c:r:m:o:h" opt; do
+while getopts "n:c:r:B:m:o:h" opt; do
     case $opt in
     n) rank_counts=$OPTARG ;;
     c) colls=$OPTARG ;;
     r) rounds=$OPTARG ;;
+    B) binding=$OPTARG ;;
     m) mpirun_extra=$OPTARG ;;
     o) outdir=$OPTARG ;;
     h) usage; exit 0 ;;
@@ -58,6 +67,7 @@ shift $((OPTIND - 1))
 build=$(cd "$1" && pwd)
 outdir=${outdir:-$build/compare}
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "-r wants a positive integer"
+[[ $binding == auto || $binding == none || $binding == core ]] || die "-B wants auto, none or core"
 for n in $rank_counts; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "-n wants rank counts"; done
 mperf=$build/perf/mpi-perf
 lib=$build/.libs/libtutti_mpi.so
@@ -67,6 +77,7 @@ if ! mpirun --version 2>&1 | grep -q "Open MPI"; then
     die "mpirun is missing or not Open MPI's: the backend library here is built for Open MPI"
 fi
 mkdir -p "$outdir"
+cores=$(nproc)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 # shellcheck source=perf/bench-common.sh
@@ -91,9 +102,18 @@ run() {
     local -a env=(-x "LD_LIBRARY_PATH=$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
     [ "$which" = backend ] && env+=(-x "LD_PRELOAD=$lib")
     [ "$stats" -eq 1 ] && env+=(-x TUTTI_MPI_STATS=1)
-    # shellcheck disable=SC2086 # word splitting of the extra arguments is wanted
-    timeout -k 10 900 mpirun -np "$n" --oversubscribe ${mpirun_extra:---bind-to none} --mca op ^avx \
+    # shellcheck disable=SC2046,SC2086 # word splitting of the binding and extra arguments is wanted
+    timeout -k 10 900 mpirun -np "$n" --oversubscribe $(bind_args "$n") $mpirun_extra --mca op ^avx \
         "${env[@]}" "$mperf" "$@" </dev/null
+}
+
+# bind_args N: mpirun's binding flags for N ranks.
+bind_args() {
+    if [ "$binding" = core ] || { [ "$binding" = auto ] && [ "$1" -le "$cores" ]; }; then
+        echo "--map-by core --bind-to core:overload-allowed"
+    else
+        echo "--bind-to none"
+    fi
 }
 
 # measure LIB N COLL CHECK: both sweeps; prints "size time_us busbw" per row
@@ -132,7 +152,7 @@ measure() {
 }
 
 echo "# perf/compare-mpi-backend: mpi-perf under $(mpirun --version 2>&1 | head -1), as it is and with $lib preloaded"
-echo "# collectives: $colls; ranks: $rank_counts; $rounds rounds; $(nproc) cores; mpirun ${mpirun_extra:---bind-to none}"
+echo "# collectives: $colls; ranks: $rank_counts; $rounds rounds; $cores cores; binding $binding${mpirun_extra:+; mpirun $mpirun_extra}"
 echo "# checking both once (every element) ..."
 declare -A broken=()
 for n in $rank_counts; do
@@ -172,7 +192,7 @@ for n in $rank_counts; do
     for c in $colls; do
         [ -z "${broken[$n/$c]:-}" ] || { echo; echo "## $c, $n local ranks: left out (its check failed)"; continue; }
         echo
-        echo "## $c, $n local ranks: up to 32 KiB time (us, lower is better), then busbw (GB/s); medians of $rounds"
+        echo "## $c, $n local ranks ($(bind_args "$n")): up to 32 KiB time (us, lower is better), then busbw (GB/s); medians of $rounds"
         printf '%-10s %12s %12s  %s\n' "size (B)" "${label[mpi]}" "${label[backend]}" "ratio (backend vs Open MPI)"
         for size in $(awk -F, -v n="$n" -v c="$c" '$1 == n && $2 == c { print $5 }' "$raw" | sort -un); do
             if [ "$size" -le 32768 ]; then f=6 metric=time_us; else f=7 metric=busbw_gbps; fi

@@ -1608,9 +1608,9 @@ static void group_shapes(void)
                         for (int nb = 0; nb < 2; nb++, idx++) {
                             if (quick && nb != idx % 2)
                                 continue;
-                            if (counts[k] > 60000 && (rt[ti].t == T_UCHAR || ti == 3))
-                                continue; /* sums would overflow a char; one large double is enough
-                                           */
+                            /* The large count on int and float only: time. */
+                            if (counts[k] > 60000 && (rt[ti].t == T_UCHAR || rt[ti].t == T_DOUBLE))
+                                continue;
                             struct tcase c =
                                 red(red_colls[ci], rt[ti].t, rt[ti].op, counts[k], &world);
                             c.inplace = ip;
