@@ -145,12 +145,18 @@ static int reduction(call_t *c, int count, MPI_Datatype type, MPI_Op op)
     return count >= 0 && tm_reduction_type(type, &c->type) && tm_reduction_op(op, &c->op);
 }
 
+/*
+ * MPI_IN_PLACE where a receive buffer must be is erroneous: such calls go
+ * to MPI, which reports MPI_ERR_BUFFER.
+ */
+
 /* ---------------------------------------------------------------- reductions */
 
 static int allreduce(call_t *c, const void *sendbuf, void *recvbuf, int count,
                      MPI_Datatype datatype, MPI_Op op, MPI_Comm comm, MPI_Request *request)
 {
-    int ok = begin(c, TM_ALLREDUCE, comm, request) && reduction(c, count, datatype, op);
+    int ok = begin(c, TM_ALLREDUCE, comm, request) && recvbuf != MPI_IN_PLACE &&
+             reduction(c, count, datatype, op);
     c->send = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
     c->recv = recvbuf;
     c->count = (size_t)count;
@@ -179,7 +185,7 @@ static int reduce(call_t *c, const void *sendbuf, void *recvbuf, int count, MPI_
                   MPI_Op op, int root, MPI_Comm comm, MPI_Request *request)
 {
     int ok = begin(c, TM_REDUCE, comm, request) && reduction(c, count, datatype, op) && root >= 0 &&
-             root < c->size;
+             root < c->size && (c->rank != root || recvbuf != MPI_IN_PLACE);
     /* In place only on the root; elsewhere the receive buffer is not used. */
     c->send = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
     c->recv = c->rank == root ? recvbuf : NULL;
@@ -216,7 +222,7 @@ static int reduce_scatter_common(call_t *c, const void *sendbuf, void *recvbuf, 
 {
     size_t block;
 
-    if (!reduction(c, count, datatype, op))
+    if (recvbuf == MPI_IN_PLACE || !reduction(c, count, datatype, op))
         return 0;
     block = (size_t)count * tutti_datatype_size(c->type);
     c->count = (size_t)count;
@@ -296,8 +302,8 @@ TM_EXPORT int MPI_Ireduce_scatter(const void *sendbuf, void *recvbuf, const int 
 static int bcast(call_t *c, void *buffer, int count, MPI_Datatype datatype, int root, MPI_Comm comm,
                  MPI_Request *request)
 {
-    int ok = begin(c, TM_BCAST, comm, request) && root >= 0 && root < c->size &&
-             (c->count = dense_bytes(count, datatype)) != SIZE_MAX;
+    int ok = begin(c, TM_BCAST, comm, request) && buffer != MPI_IN_PLACE && root >= 0 &&
+             root < c->size && (c->count = dense_bytes(count, datatype)) != SIZE_MAX;
     c->send = c->recv = buffer; /* in place on the root; read only there */
     c->root = root;
     return decide(c, ok);
@@ -338,7 +344,7 @@ static int allgather(call_t *c, const void *sendbuf, int sendcount, MPI_Datatype
                      MPI_Request *request)
 {
     int ok =
-        begin(c, TM_ALLGATHER, comm, request) &&
+        begin(c, TM_ALLGATHER, comm, request) && recvbuf != MPI_IN_PLACE &&
         (c->count = block_bytes(sendbuf, sendcount, sendtype, recvcount, recvtype)) != SIZE_MAX;
     /* In place, this rank's block is already at its place in recvbuf. */
     c->send = sendbuf == MPI_IN_PLACE ? (char *)recvbuf + (size_t)c->rank * c->count : sendbuf;
@@ -371,7 +377,7 @@ static int alltoall(call_t *c, const void *sendbuf, int sendcount, MPI_Datatype 
                     MPI_Request *request)
 {
     int ok =
-        begin(c, TM_ALLTOALL, comm, request) &&
+        begin(c, TM_ALLTOALL, comm, request) && recvbuf != MPI_IN_PLACE &&
         (c->count = block_bytes(sendbuf, sendcount, sendtype, recvcount, recvtype)) != SIZE_MAX;
     c->send = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
     c->recv = recvbuf;
@@ -431,8 +437,8 @@ static int alltoallv(call_t *c, const void *sendbuf, const int sendcounts[], con
     int in_place = sendbuf == MPI_IN_PLACE;
     size_t send_size = tm_dense_size(in_place ? recvtype : sendtype);
     size_t recv_size = tm_dense_size(recvtype), *v;
-    int ok = begin(c, TM_ALLTOALLV, comm, request) && send_size > 0 && recv_size > 0 &&
-             recvcounts != NULL && rdispls != NULL &&
+    int ok = begin(c, TM_ALLTOALLV, comm, request) && recvbuf != MPI_IN_PLACE && send_size > 0 &&
+             recv_size > 0 && recvcounts != NULL && rdispls != NULL &&
              (in_place || (sendcounts != NULL && sdispls != NULL));
 
     if (ok && (v = c->finish.owned = malloc(4 * (size_t)c->size * sizeof(size_t))) != NULL) {

@@ -197,6 +197,14 @@ tutti_status_t tutti_comm_destroy(tutti_comm_t comm)
 {
     int64_t deadline;
 
+    /*
+     * A barrier over the data links first: a rank that finished its last
+     * operation keeps serving its transports (a peer may still need its part
+     * of a protocol) until every rank has finished too.
+     */
+    if (tt_comm_valid(comm) && atomic_load(&comm->refs) == 1 &&
+        tt_engine_health(&comm->engine) == TUTTI_OK)
+        tutti_barrier(comm);
     if (!registry_remove(comm))
         return TUTTI_ERR_INVALID_COMM;
     if (atomic_load(&comm->refs) > 1) {
