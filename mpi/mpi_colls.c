@@ -8,6 +8,7 @@
  */
 #include "tutti_mpi.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +49,8 @@ static int begin(call_t *c, tm_coll_t coll, MPI_Comm comm, const MPI_Request *re
 static int decide(call_t *c, int served)
 {
     tm_stats_count(c->coll, c->nonblocking, served);
-    if (!served) {
-        free(c->finish.owned);
-        c->finish.owned = NULL;
-    }
+    if (!served)
+        tm_finish_drop(&c->finish);
     return served;
 }
 
@@ -101,16 +100,31 @@ static int run(call_t *c, MPI_Request *request)
     if (status == TUTTI_OK)
         tm_finish_run(&c->finish);
     else
-        free(c->finish.owned);
+        tm_finish_drop(&c->finish);
     return tm_mpi_error(c->mpi_comm, status);
 }
 
 void tm_finish_run(tm_finish_t *f)
 {
+    int position = 0;
+
     if (f->move_bytes > 0)
         memmove(f->move_dst, f->move_src, f->move_bytes);
+    if (f->unpack)
+        PMPI_Unpack(f->staged, f->staged_bytes, &position, f->unpack_buf, f->unpack_count,
+                    f->unpack_type, f->comm);
+    tm_finish_drop(f);
+}
+
+void tm_finish_drop(tm_finish_t *f)
+{
+    if (f->unpack && f->free_type)
+        PMPI_Type_free(&f->unpack_type);
+    f->unpack = 0;
     free(f->owned);
-    f->owned = NULL;
+    free(f->arrays);
+    free(f->staged);
+    f->owned = f->arrays = f->staged = NULL;
 }
 
 int tm_mpi_code(tutti_status_t status)
@@ -132,11 +146,73 @@ int tm_mpi_error(MPI_Comm comm, tutti_status_t status)
     return code;
 }
 
-/* Bytes of @p count elements of @p type if they move as bytes (no gaps); else SIZE_MAX. */
-static size_t dense_bytes(int count, MPI_Datatype type)
+/*
+ * Data movement is served whatever the datatype, so that ranks passing
+ * types of one signature with and without gaps decide alike: a side whose
+ * type has gaps travels packed (MPI_Pack into a contiguous copy; receives
+ * are unpacked on completion). Packing counts in int, so such a side is
+ * limited to INT_MAX bytes.
+ */
+
+/* Bytes of @p count elements of @p type (its signature's size); SIZE_MAX if invalid. */
+static size_t signature_bytes(int count, MPI_Datatype type)
 {
-    size_t size = tm_dense_size(type);
-    return count >= 0 && size > 0 ? (size_t)count * size : SIZE_MAX;
+    int size;
+    if (count < 0 || type == MPI_DATATYPE_NULL || PMPI_Type_size(type, &size) != MPI_SUCCESS ||
+        size < 0)
+        return SIZE_MAX;
+    return (size_t)count * (size_t)size;
+}
+
+/* The extent of @p type. */
+static MPI_Aint extent_of(MPI_Datatype type)
+{
+    MPI_Aint lb, extent;
+    PMPI_Type_get_extent(type, &lb, &extent);
+    return extent;
+}
+
+/* @p count elements of @p type at @p buf packed into @p out (@p bytes long); 1 if done. */
+static int pack_into(const void *buf, int count, MPI_Datatype type, void *out, size_t bytes,
+                     MPI_Comm comm)
+{
+    int position = 0;
+    return bytes <= INT_MAX &&
+           PMPI_Pack(buf, count, type, out, (int)bytes, &position, comm) == MPI_SUCCESS;
+}
+
+/* A send side with gaps: a packed copy the call owns; NULL if it cannot be made. */
+static const void *packed_send(call_t *c, const void *buf, int count, MPI_Datatype type,
+                               size_t bytes)
+{
+    void *copy = malloc(bytes > 0 ? bytes : 1);
+    if (copy == NULL || !pack_into(buf, count, type, copy, bytes, c->mpi_comm)) {
+        free(copy);
+        return NULL;
+    }
+    c->finish.owned = copy;
+    return copy;
+}
+
+/*
+ * A receive side with gaps: staging the data arrives in, unpacked into
+ * @p count x @p type at @p buf on completion (@p type freed then if
+ * @p free_type); NULL if it cannot be made.
+ */
+static void *staged_recv(call_t *c, void *buf, int count, MPI_Datatype type, size_t bytes,
+                         int free_type)
+{
+    tm_finish_t *f = &c->finish;
+    if (bytes > INT_MAX || (f->staged = malloc(bytes > 0 ? bytes : 1)) == NULL)
+        return NULL;
+    f->unpack = 1;
+    f->free_type = free_type;
+    f->staged_bytes = (int)bytes;
+    f->unpack_buf = buf;
+    f->unpack_count = count;
+    f->unpack_type = type;
+    f->comm = c->mpi_comm;
+    return f->staged;
 }
 
 /* A reduction's type and operation; 1 if tutti has both. */
@@ -303,10 +379,15 @@ static int bcast(call_t *c, void *buffer, int count, MPI_Datatype datatype, int 
                  MPI_Request *request)
 {
     int ok = begin(c, TM_BCAST, comm, request) && buffer != MPI_IN_PLACE && root >= 0 &&
-             root < c->size && (c->count = dense_bytes(count, datatype)) != SIZE_MAX;
-    c->send = c->recv = buffer; /* in place on the root; read only there */
+             root < c->size && (c->count = signature_bytes(count, datatype)) != SIZE_MAX;
+    void *buf = buffer;
+
+    if (ok && tm_dense_size(datatype) == 0) /* gaps: the root sends a packed copy */
+        buf = c->rank == root ? (void *)packed_send(c, buffer, count, datatype, c->count)
+                              : staged_recv(c, buffer, count, datatype, c->count, 0);
+    c->send = c->recv = buf; /* in place on the root; read only there */
     c->root = root;
-    return decide(c, ok);
+    return decide(c, ok && buf != NULL);
 }
 
 TM_EXPORT int MPI_Bcast(void *buffer, int count, MPI_Datatype datatype, int root, MPI_Comm comm)
@@ -333,10 +414,47 @@ TM_EXPORT int MPI_Ibcast(void *buffer, int count, MPI_Datatype datatype, int roo
 static size_t block_bytes(const void *sendbuf, int sendcount, MPI_Datatype sendtype, int recvcount,
                           MPI_Datatype recvtype)
 {
-    size_t recv = dense_bytes(recvcount, recvtype);
+    size_t recv = signature_bytes(recvcount, recvtype);
     if (sendbuf == MPI_IN_PLACE || recv == SIZE_MAX)
         return recv;
-    return dense_bytes(sendcount, sendtype) == recv ? recv : SIZE_MAX;
+    return signature_bytes(sendcount, sendtype) == recv ? recv : SIZE_MAX;
+}
+
+/*
+ * The receive side of an all-gather or all-to-all: nranks blocks of
+ * @p recvcount x @p recvtype, as bytes (staged if the type has gaps).
+ * In place, @p own_only says that only this rank's block is input
+ * (all-gather) rather than the whole buffer (all-to-all): it is packed into
+ * its place in the staging. Sets c->recv and c->send; 1 if done.
+ */
+static int blocks_side(call_t *c, const void *sendbuf, int sendcount, MPI_Datatype sendtype,
+                       void *recvbuf, int recvcount, MPI_Datatype recvtype, int own_only)
+{
+    size_t n = (size_t)c->size, total = n * c->count;
+    int in_place = sendbuf == MPI_IN_PLACE;
+
+    c->recv = recvbuf;
+    if (tm_dense_size(recvtype) == 0) {
+        if ((size_t)recvcount * n > INT_MAX ||
+            (c->recv = staged_recv(c, recvbuf, recvcount * c->size, recvtype, total, 0)) == NULL)
+            return 0;
+        if (in_place && own_only &&
+            !pack_into((const char *)recvbuf + (size_t)c->rank * recvcount * extent_of(recvtype),
+                       recvcount, recvtype, (char *)c->recv + c->rank * c->count, c->count,
+                       c->mpi_comm))
+            return 0;
+        if (in_place && !own_only &&
+            !pack_into(recvbuf, recvcount * c->size, recvtype, c->recv, total, c->mpi_comm))
+            return 0;
+    }
+    if (in_place) /* all-gather: this rank's block is at its place */
+        c->send = own_only ? (char *)c->recv + (size_t)c->rank * c->count : c->recv;
+    else if (tm_dense_size(sendtype) > 0)
+        c->send = sendbuf;
+    else
+        c->send = packed_send(c, sendbuf, own_only ? sendcount : sendcount * c->size, sendtype,
+                              own_only ? c->count : total);
+    return c->send != NULL;
 }
 
 static int allgather(call_t *c, const void *sendbuf, int sendcount, MPI_Datatype sendtype,
@@ -345,10 +463,8 @@ static int allgather(call_t *c, const void *sendbuf, int sendcount, MPI_Datatype
 {
     int ok =
         begin(c, TM_ALLGATHER, comm, request) && recvbuf != MPI_IN_PLACE &&
-        (c->count = block_bytes(sendbuf, sendcount, sendtype, recvcount, recvtype)) != SIZE_MAX;
-    /* In place, this rank's block is already at its place in recvbuf. */
-    c->send = sendbuf == MPI_IN_PLACE ? (char *)recvbuf + (size_t)c->rank * c->count : sendbuf;
-    c->recv = recvbuf;
+        (c->count = block_bytes(sendbuf, sendcount, sendtype, recvcount, recvtype)) != SIZE_MAX &&
+        blocks_side(c, sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, 1);
     return decide(c, ok);
 }
 
@@ -378,9 +494,8 @@ static int alltoall(call_t *c, const void *sendbuf, int sendcount, MPI_Datatype 
 {
     int ok =
         begin(c, TM_ALLTOALL, comm, request) && recvbuf != MPI_IN_PLACE &&
-        (c->count = block_bytes(sendbuf, sendcount, sendtype, recvcount, recvtype)) != SIZE_MAX;
-    c->send = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
-    c->recv = recvbuf;
+        (c->count = block_bytes(sendbuf, sendcount, sendtype, recvcount, recvtype)) != SIZE_MAX &&
+        blocks_side(c, sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, 0);
     return decide(c, ok);
 }
 
@@ -429,6 +544,43 @@ static char *side_in_bytes(const char *buf, const int counts[], const int displs
     return (char *)buf + lowest * (long)size;
 }
 
+/*
+ * One side of an all-to-all-v whose type has gaps: its blocks as one
+ * indexed type, packed (send, or the input in place) or staged (receive),
+ * with byte counts and displacements of the packed layout. Returns the
+ * buffer to pass, or NULL if it cannot be made.
+ */
+static char *side_packed(call_t *c, void *buf, const int counts[], const int displs[],
+                         MPI_Datatype type, int recv, int in_place, size_t *bytes_counts,
+                         size_t *bytes_displs)
+{
+    size_t size = signature_bytes(1, type), total = 0;
+    MPI_Datatype blocks;
+    char *out;
+
+    for (int i = 0; i < c->size; i++) {
+        if (counts[i] < 0)
+            return NULL;
+        bytes_counts[i] = (size_t)counts[i] * size;
+        bytes_displs[i] = total;
+        total += bytes_counts[i];
+    }
+    if (PMPI_Type_indexed(c->size, counts, displs, type, &blocks) != MPI_SUCCESS)
+        return NULL;
+    PMPI_Type_commit(&blocks);
+    if (!recv) {
+        out = (char *)packed_send(c, buf, 1, blocks, total);
+        PMPI_Type_free(&blocks);
+        return out;
+    }
+    out = staged_recv(c, buf, 1, blocks, total, 1);
+    if (out == NULL)
+        PMPI_Type_free(&blocks);
+    else if (in_place && !pack_into(buf, 1, blocks, out, total, c->mpi_comm))
+        return NULL; /* the staging and the type go with the call */
+    return out;
+}
+
 static int alltoallv(call_t *c, const void *sendbuf, const int sendcounts[], const int sdispls[],
                      MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
                      const int rdispls[], MPI_Datatype recvtype, MPI_Comm comm,
@@ -436,24 +588,31 @@ static int alltoallv(call_t *c, const void *sendbuf, const int sendcounts[], con
 {
     int in_place = sendbuf == MPI_IN_PLACE;
     size_t send_size = tm_dense_size(in_place ? recvtype : sendtype);
-    size_t recv_size = tm_dense_size(recvtype), *v;
-    int ok = begin(c, TM_ALLTOALLV, comm, request) && recvbuf != MPI_IN_PLACE && send_size > 0 &&
-             recv_size > 0 && recvcounts != NULL && rdispls != NULL &&
-             (in_place || (sendcounts != NULL && sdispls != NULL));
+    size_t recv_size = tm_dense_size(recvtype), n, *v;
+    int ok = begin(c, TM_ALLTOALLV, comm, request) && recvbuf != MPI_IN_PLACE &&
+             recvcounts != NULL && rdispls != NULL && signature_bytes(1, recvtype) != SIZE_MAX &&
+             (in_place ||
+              (sendcounts != NULL && sdispls != NULL && signature_bytes(1, sendtype) != SIZE_MAX));
 
-    if (ok && (v = c->finish.owned = malloc(4 * (size_t)c->size * sizeof(size_t))) != NULL) {
-        for (int i = 0; i < 4; i++)
-            c->v[i] = v + (size_t)i * (size_t)c->size;
-        c->recv = side_in_bytes(recvbuf, recvcounts, rdispls, c->size, recv_size, v + 2 * c->size,
-                                v + 3 * c->size);
-        c->send = in_place ? c->recv
-                           : side_in_bytes(sendbuf, sendcounts, sdispls, c->size, send_size, v,
-                                           v + c->size);
-        if (in_place)
-            memcpy(v, v + 2 * c->size, 2 * (size_t)c->size * sizeof(size_t));
-        ok = c->recv != NULL && c->send != NULL;
+    n = (size_t)c->size;
+    if (!ok || (v = c->finish.arrays = malloc(4 * n * sizeof(size_t))) == NULL)
+        return decide(c, 0);
+    for (int i = 0; i < 4; i++)
+        c->v[i] = v + (size_t)i * n;
+    c->recv = recv_size > 0 ? side_in_bytes(recvbuf, recvcounts, rdispls, c->size, recv_size,
+                                            v + 2 * n, v + 3 * n)
+                            : side_packed(c, recvbuf, recvcounts, rdispls, recvtype, 1, in_place,
+                                          v + 2 * n, v + 3 * n);
+    if (in_place) {
+        c->send = c->recv;
+        memcpy(v, v + 2 * n, 2 * n * sizeof(size_t));
+    } else {
+        c->send =
+            send_size > 0
+                ? side_in_bytes(sendbuf, sendcounts, sdispls, c->size, send_size, v, v + n)
+                : side_packed(c, (void *)sendbuf, sendcounts, sdispls, sendtype, 0, 0, v, v + n);
     }
-    return decide(c, ok && c->finish.owned != NULL);
+    return decide(c, c->recv != NULL && c->send != NULL);
 }
 
 TM_EXPORT int MPI_Alltoallv(const void *sendbuf, const int sendcounts[], const int sdispls[],

@@ -60,7 +60,7 @@ static void poll_one(pending_t *p, pending_t **done_list)
     if (p->status == TUTTI_OK)
         tm_finish_run(&p->finish);
     else
-        free(p->finish.owned);
+        tm_finish_drop(&p->finish);
     p->next_done = *done_list;
     *done_list = p;
 }
@@ -218,7 +218,7 @@ static int complete_now(tutti_request_t treq, tm_finish_t *finish, MPI_Comm comm
     if (status == TUTTI_OK)
         tm_finish_run(finish);
     else
-        free(finish->owned);
+        tm_finish_drop(finish);
     *request_p = MPI_REQUEST_NULL;
     return tm_mpi_error(comm, status);
 }

@@ -78,14 +78,26 @@ void tm_comm_stop(void);
 
 /* What to do once a served call has completed. */
 typedef struct tm_finish {
-    void *owned;    /* freed (alltoallv's arrays) */
+    void *owned;    /* freed: a packed send side */
+    void *arrays;   /* freed: alltoallv's counts and displacements in bytes */
     char *move_dst; /* then move_bytes from move_src to move_dst (in-place reduce-scatter) */
     const char *move_src;
     size_t move_bytes;
+    /* A receive side in a datatype with gaps arrives packed in @p staged
+     * (staged_bytes) and is unpacked into unpack_count x unpack_type at
+     * unpack_buf; unpack_type is freed if free_type. */
+    int unpack, free_type;
+    void *staged, *unpack_buf;
+    int staged_bytes, unpack_count;
+    MPI_Datatype unpack_type;
+    MPI_Comm comm;
 } tm_finish_t;
 
 /* Do @p f's work and free what it owns. */
 void tm_finish_run(tm_finish_t *f);
+
+/* Free what @p f owns without doing its work (the call failed). */
+void tm_finish_drop(tm_finish_t *f);
 
 /* The MPI error code for a tutti status (MPI_SUCCESS for TUTTI_OK). */
 int tm_mpi_code(tutti_status_t status);
