@@ -142,8 +142,6 @@ run_one() {
     echo "ok: $mpi $n ranks $label: $cases cases"
 }
 
-backend_groups=types,shapes,comms,fallback,nonblocking,lazy,barrier,errors,intercomm,threads
-
 check_mpi() {
     local mpi=$1 prog=$2 launcher=$3 lib=$4 n args preload
     if [ ! -x "$prog" ] || ! command -v "$launcher" >/dev/null 2>&1; then
@@ -160,11 +158,6 @@ check_mpi() {
         [ $((n % 2)) -eq 1 ] && [ "$n" -gt 1 ] && args+=(-t)
         [ "$mpi" = mpich ] && [ "$n" -gt "$cores" ] && args+=(-q)
         run_one "$mpi" "$n" "" "plain" "${args[@]}"
-        # KNOWN BUG (issue 6 stays open): the backend decides from each rank's
-        # own datatype, so ranks passing types of one signature with and
-        # without gaps choose differently and hang. Its group (typemaps) runs
-        # plain only until the backend packs types with gaps.
-        [ "${#extra_args[@]}" -eq 0 ] && args+=(-g "$backend_groups")
         if ! run_one "$mpi" "$n" "$preload" "preloaded" "${args[@]}"; then
             echo "test_mpi_backend: $mpi: larger rank counts not run"
             break
