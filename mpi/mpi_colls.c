@@ -457,15 +457,25 @@ static int blocks_side(call_t *c, const void *sendbuf, int sendcount, MPI_Dataty
     return c->send != NULL;
 }
 
+/* All-gather or all-to-all: nranks blocks of one size each way. */
+static int blocks_call(call_t *c, tm_coll_t coll, const void *sendbuf, int sendcount,
+                       MPI_Datatype sendtype, void *recvbuf, int recvcount, MPI_Datatype recvtype,
+                       MPI_Comm comm, MPI_Request *request)
+{
+    int ok =
+        begin(c, coll, comm, request) && recvbuf != MPI_IN_PLACE &&
+        (c->count = block_bytes(sendbuf, sendcount, sendtype, recvcount, recvtype)) != SIZE_MAX &&
+        blocks_side(c, sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype,
+                    coll == TM_ALLGATHER);
+    return decide(c, ok);
+}
+
 static int allgather(call_t *c, const void *sendbuf, int sendcount, MPI_Datatype sendtype,
                      void *recvbuf, int recvcount, MPI_Datatype recvtype, MPI_Comm comm,
                      MPI_Request *request)
 {
-    int ok =
-        begin(c, TM_ALLGATHER, comm, request) && recvbuf != MPI_IN_PLACE &&
-        (c->count = block_bytes(sendbuf, sendcount, sendtype, recvcount, recvtype)) != SIZE_MAX &&
-        blocks_side(c, sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, 1);
-    return decide(c, ok);
+    return blocks_call(c, TM_ALLGATHER, sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype,
+                       comm, request);
 }
 
 TM_EXPORT int MPI_Allgather(const void *sendbuf, int sendcount, MPI_Datatype sendtype,
@@ -492,11 +502,8 @@ static int alltoall(call_t *c, const void *sendbuf, int sendcount, MPI_Datatype 
                     void *recvbuf, int recvcount, MPI_Datatype recvtype, MPI_Comm comm,
                     MPI_Request *request)
 {
-    int ok =
-        begin(c, TM_ALLTOALL, comm, request) && recvbuf != MPI_IN_PLACE &&
-        (c->count = block_bytes(sendbuf, sendcount, sendtype, recvcount, recvtype)) != SIZE_MAX &&
-        blocks_side(c, sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, 0);
-    return decide(c, ok);
+    return blocks_call(c, TM_ALLTOALL, sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype,
+                       comm, request);
 }
 
 TM_EXPORT int MPI_Alltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf,
