@@ -5,7 +5,8 @@
  * the operation; what MPI needs is a call of MPI_Grequest_complete once it
  * is done, from a thread that is inside MPI anyway. Each MPI offers a hook
  * for that in its progress loop:
- *   MPICH:    MPIX_Grequest_start's poll function, per request;
+ *   MPICH:    MPIX_Grequest_start's poll function, per request (and
+ *             MPI_Request_get_status, which does not call it);
  *   Open MPI: opal_progress_register (Open MPI 4 does not export its
  *             extended generalized requests), one poll of all requests.
  * With neither, nonblocking calls fall back (tm_nonblocking_served is 0).
@@ -170,6 +171,17 @@ static int wait_all(int count, void **states, double timeout, MPI_Status *status
 static int start(pending_t *p)
 {
     return MPIX_Grequest_start(query, free_state, cancel, poll, wait_all, p, &p->mpi);
+}
+
+/*
+ * MPICH calls the poll functions only from the MPI_Test and MPI_Wait
+ * families; MPI_Request_get_status just runs its progress engine, so a
+ * loop of it would never see a served request complete. Poll them first.
+ */
+TM_EXPORT int MPI_Request_get_status(MPI_Request request, int *flag, MPI_Status *status)
+{
+    poll_requests(NULL, MPI_COMM_NULL);
+    return PMPI_Request_get_status(request, flag, status);
 }
 
 #elif defined(OPEN_MPI)
