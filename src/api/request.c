@@ -22,6 +22,7 @@ void tt_request_op_init(tt_op_t *op, tt_plan_t *plan, tutti_comm_t comm, const c
     op->plan = plan;
     op->base[TT_BUF_SEND] = (void *)(uintptr_t)send;
     op->base[TT_BUF_RECV] = recv;
+    op->base[TT_BUF_PLAN] = plan->host_counts;
     op->name = name;
     op->env.route = comm->route;
     op->tag = signature;

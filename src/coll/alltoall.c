@@ -46,8 +46,7 @@ uint64_t tt_a2a_extent(const size_t *counts, const size_t *displs, int n)
     return end;
 }
 
-/* The block this rank sends to @p peer. */
-static tt_span_t send_block(const tt_coll_desc_t *d, int peer)
+tt_span_t tt_a2a_send_block(const tt_coll_desc_t *d, int peer)
 {
     const tt_a2a_layout_t *v = d->layout;
     tt_span_t b = {(uint64_t)peer * d->count, d->count};
@@ -56,8 +55,7 @@ static tt_span_t send_block(const tt_coll_desc_t *d, int peer)
     return b;
 }
 
-/* The block this rank receives from @p peer. */
-static tt_span_t recv_block(const tt_coll_desc_t *d, int peer)
+tt_span_t tt_a2a_recv_block(const tt_coll_desc_t *d, int peer)
 {
     const tt_a2a_layout_t *v = d->layout;
     tt_span_t b = {(uint64_t)peer * d->count, d->count};
@@ -66,8 +64,7 @@ static tt_span_t recv_block(const tt_coll_desc_t *d, int peer)
     return b;
 }
 
-/* Elements from the start of the send buffer that the sends read. */
-static uint64_t send_extent(const tt_coll_desc_t *d)
+uint64_t tt_a2a_send_extent(const tt_coll_desc_t *d)
 {
     const tt_a2a_layout_t *v = d->layout;
     if (v == NULL)
@@ -86,7 +83,7 @@ void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t 
     if (d->layout == NULL && d->count == 0)
         return; /* every rank knows there is nothing to move */
     if (d->in_place) {
-        uint64_t extent = send_extent(d);
+        uint64_t extent = tt_a2a_send_extent(d);
         tt_ref_t copy = tt_sched_scratch(s, extent * es);
         if (w.first == 0 && extent > 0)
             snapshot =
@@ -97,7 +94,7 @@ void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t 
     tt_ring_channel(&g, d, 0);
     for (int k = w.first; k < TT_MIN(w.end, n); k++) {
         int to = tt_ring_rank_at(&g, g.me + k), source = tt_ring_rank_at(&g, g.me - k);
-        tt_span_t out = send_block(d, to), in = recv_block(d, source);
+        tt_span_t out = tt_a2a_send_block(d, to), in = tt_a2a_recv_block(d, source);
         int slot = k % A2A_WINDOW;
 
         if (k == 0) {

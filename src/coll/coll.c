@@ -43,7 +43,7 @@ int tt_algo_supports(tt_algo_t algo, tt_coll_kind_t kind)
     case TT_COLL_BARRIER: return algo == TT_ALGO_DISSEMINATION;
     case TT_COLL_ALLTOALL:
         return algo == TT_ALGO_PAIRWISE || algo == TT_ALGO_BRUCK || algo == TT_ALGO_HIER;
-    case TT_COLL_ALLTOALLV: return algo == TT_ALGO_PAIRWISE;
+    case TT_COLL_ALLTOALLV: return algo == TT_ALGO_PAIRWISE || algo == TT_ALGO_HIER;
     case TT_COLL_P2P: return algo == TT_ALGO_DIRECT;
     default: return 0;
     }
@@ -198,6 +198,7 @@ static int plan_stages(const tt_coll_desc_t *d, stage_t st[3])
         st[0] = (stage_t){n, 2}; /* round 0 copies this rank's own block */
         return 1;
     }
+
     st[0] = (stage_t){1, 1};
     return 1;
 }
@@ -213,6 +214,12 @@ static int cut_parts(const tt_coll_desc_t *d, int want, tt_rounds_t *w_p)
     int nstages = plan_stages(d, st), part = 0, first = 0, round = 0;
     uint64_t used = 0, budget = d->part_steps > 0 ? d->part_steps : UINT64_MAX;
 
+    if (d->algo == TT_ALGO_HIER && d->kind == TT_COLL_ALLTOALLV) {
+        /* Round 0 swaps counts and round 1 is built from them: a part each. */
+        if (w_p != NULL && want >= 0 && want < 2)
+            *w_p = (tt_rounds_t){want, want + 1};
+        return 2;
+    }
     for (int i = 0; i < nstages; i++)
         for (int left = st[i].rounds; left > 0;) {
             uint64_t fit = used < budget ? (budget - used) / TT_MAX(st[i].round_steps, 1) : 0;
@@ -254,8 +261,8 @@ static tutti_status_t build_rounds(const tt_coll_desc_t *d, tt_rounds_t w, tt_sc
         break;
     case TT_ALGO_TREE: tt_tree_allreduce(d, s); break;
     case TT_ALGO_HIER:
-        if (d->kind == TT_COLL_ALLTOALL)
-            tt_hier_alltoall(d, s);
+        if (d->kind == TT_COLL_ALLTOALL || d->kind == TT_COLL_ALLTOALLV)
+            tt_hier_alltoall(d, w, s);
         else
             tt_hier_allreduce(d, w, s);
         break;

@@ -93,7 +93,15 @@ typedef struct tt_coll_desc {
     const tt_a2a_layout_t *layout;
     /* point-to-point: the messages (read while building; plans come in one part) */
     const tt_p2p_list_t *p2p;
+    /* hierarchical all-to-all-v: the count rows its part 0 swaps within the host
+     * (see tt_a2a_host_counts_len); part 1 is built from them */
+    const uint64_t *host_counts;
 } tt_coll_desc_t;
+
+/* A contiguous run of elements. */
+typedef struct tt_span {
+    uint64_t offset, count;
+} tt_span_t;
 
 /*
  * Plans in parts. Ring-like algorithms take a round (one ring step) per
@@ -135,19 +143,32 @@ void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
 void tt_direct_p2p(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_bruck_alltoall(const tt_coll_desc_t *d, tt_schedule_t *s);
-void tt_hier_alltoall(const tt_coll_desc_t *d, tt_schedule_t *s);
+void tt_hier_alltoall(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
 
 /* Elements from a buffer's start that @p n blocks (counts, displacements) reach. */
 uint64_t tt_a2a_extent(const size_t *counts, const size_t *displs, int n);
 
+/* All-to-all(-v): the block this rank sends to @p peer, and the one it receives from @p peer. */
+tt_span_t tt_a2a_send_block(const tt_coll_desc_t *d, int peer);
+tt_span_t tt_a2a_recv_block(const tt_coll_desc_t *d, int peer);
+
+/* All-to-all(-v): elements from the start of the send buffer that the sends read. */
+uint64_t tt_a2a_send_extent(const tt_coll_desc_t *d);
+
+/*
+ * Hierarchical all-to-all-v's count rows: the plan owns them (the schedule
+ * reaches them as TT_BUF_PLAN) and points d->host_counts at them. There is
+ * a row of 2n counts per local rank: what it sends to each rank, then what
+ * it receives from each. tt_a2a_host_counts_len is how many counts (0 when
+ * @p d's plan needs none); tt_a2a_host_counts_init fills this rank's row,
+ * and part 0 of the plan fetches the others.
+ */
+size_t tt_a2a_host_counts_len(const tt_coll_desc_t *d);
+void tt_a2a_host_counts_init(const tt_coll_desc_t *d, uint64_t *rows);
+
 /* ------------------------------------------------------------------------ */
 /* Helpers shared by the algorithms                                         */
 /* ------------------------------------------------------------------------ */
-
-/* A contiguous run of elements. */
-typedef struct tt_span {
-    uint64_t offset, count;
-} tt_span_t;
 
 /* Block @p i of @p count elements split as evenly as possible into @p n blocks. */
 tt_span_t tt_block(uint64_t count, int n, int i);

@@ -334,6 +334,14 @@ static double hier_alltoall_time(const tt_cluster_t *c, int n, double bytes)
     return local + remote + 5 * bytes / m->gamma; /* pack, regroup, unpack, and the copies' reads */
 }
 
+/* Hierarchical all-to-all-v: the same, after a part that swaps count rows within the host. */
+static double hier_alltoallv_time(const tt_cluster_t *c, int n, double bytes)
+{
+    double rows = 2.0 * n * sizeof(uint64_t);
+    return (per_host(c) - 1) * message(&c->cost, TT_LINK_SHM, rows) +
+           hier_alltoall_time(c, n, bytes);
+}
+
 double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
 {
     tt_cluster_t single;
@@ -351,8 +359,9 @@ double tt_cost_predict(const tt_coll_desc_t *d, const tt_cluster_t *cluster)
         return ring_time(c, n, bytes, 1, chunk, 1, d->kind == TT_COLL_REDUCE_SCATTER);
     case TT_ALGO_TREE: return tree_time(d, c, bytes, chunk);
     case TT_ALGO_HIER:
-        return d->kind == TT_COLL_ALLTOALL ? hier_alltoall_time(c, n, bytes)
-                                           : hier_time(c, bytes, chunk);
+        return d->kind == TT_COLL_ALLTOALL    ? hier_alltoall_time(c, n, bytes)
+               : d->kind == TT_COLL_ALLTOALLV ? hier_alltoallv_time(c, n, bytes)
+                                              : hier_time(c, bytes, chunk);
     case TT_ALGO_RD: return rd_time(c, n, bytes);
     case TT_ALGO_CHAIN: return chain_time(c, n, bytes, chunk) + (reduce ? bytes / m->gamma : 0);
     case TT_ALGO_BINOMIAL: return rounds_time(c, n, bytes, reduce ? bytes / m->gamma : 0);

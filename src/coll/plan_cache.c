@@ -16,6 +16,7 @@ void tt_plan_release(tt_plan_t *plan)
 {
     if (plan != NULL && atomic_fetch_sub(&plan->refs, 1) == 1) {
         tt_schedule_fini(&plan->sched);
+        free(plan->host_counts);
         free(plan);
     }
 }
@@ -44,14 +45,22 @@ tutti_status_t tt_plan_build(const tt_coll_desc_t *d, tt_plan_t **plan_p)
     if (plan == NULL)
         return TUTTI_ERR_NO_MEMORY;
     plan->desc = *d;
+    atomic_init(&plan->refs, 1);
     if (d->layout != NULL) {
+        size_t rows = tt_a2a_host_counts_len(d);
         plan->layout = *d->layout;
         plan->desc.layout = &plan->layout;
+        if (rows > 0 && (plan->host_counts = calloc(rows, sizeof(uint64_t))) == NULL) {
+            tt_plan_release(plan);
+            return TUTTI_ERR_NO_MEMORY;
+        }
+        if (rows > 0)
+            tt_a2a_host_counts_init(d, plan->host_counts);
+        plan->desc.host_counts = plan->host_counts;
     }
-    atomic_init(&plan->refs, 1);
     plan->nparts = tt_coll_parts(d);
     tt_schedule_init(&plan->sched, d->elem_size);
-    status = tt_coll_build_part(d, 0, &plan->sched);
+    status = tt_coll_build_part(&plan->desc, 0, &plan->sched);
     if (status != TUTTI_OK) {
         tt_plan_release(plan);
         return status;

@@ -17,6 +17,7 @@ typedef struct tt_plan {
     tt_schedule_t sched;    /* the whole schedule, or its first part */
     int nparts;             /* see tt_coll_parts() */
     tt_a2a_layout_t layout; /* desc.layout points here when the call has one */
+    uint64_t *host_counts;  /* desc.host_counts: TT_BUF_PLAN (per-call plans only) */
     atomic_int refs;
 } tt_plan_t;
 

@@ -248,6 +248,16 @@ static void fill_chunk(const tt_selector_t *sel, tt_coll_desc_t *d, size_t rule_
                                                      : tt_cost_chunk(d, sel->cluster);
 }
 
+/*
+ * The count to choose by. All-to-all-v's is what this rank sends, which
+ * differs from rank to rank, while every rank must choose alike: it is
+ * chosen as if its blocks were empty, by the shape of the cluster alone.
+ */
+static uint64_t count_to_choose_by(const tt_coll_desc_t *d)
+{
+    return d->kind == TT_COLL_ALLTOALLV ? 0 : d->count;
+}
+
 static const char *select_now(const tt_selector_t *sel, tt_coll_desc_t *d)
 {
     uint64_t bytes;
@@ -259,7 +269,7 @@ static const char *select_now(const tt_selector_t *sel, tt_coll_desc_t *d)
         fill_chunk(sel, d, 0);
         return "TUTTI_ALGO";
     }
-    bytes = d->count * d->elem_size;
+    bytes = count_to_choose_by(d) * d->elem_size;
     for (int i = 0; i < sel->nrules; i++) {
         const tt_tuning_rule_t *rule = &sel->rules[i];
         if (rule->kind != d->kind || bytes < rule->min_bytes || bytes > rule->max_bytes ||
@@ -278,8 +288,10 @@ static const char *select_now(const tt_selector_t *sel, tt_coll_desc_t *d)
         if (!can_run((tt_algo_t)a, d, d->cluster))
             continue;
         candidate.algo = (tt_algo_t)a;
+        candidate.count = count_to_choose_by(d);
         fill_chunk(sel, &candidate, 0);
         t = tt_cost_predict(&candidate, d->cluster);
+        candidate.count = d->count;
         if (t < best) {
             best = t;
             *d = candidate;

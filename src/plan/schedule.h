@@ -35,6 +35,7 @@ typedef enum tt_buf {
     TT_BUF_SEND,    /* the user's input */
     TT_BUF_RECV,    /* the user's output */
     TT_BUF_SCRATCH, /* the schedule's own scratch area */
+    TT_BUF_PLAN,    /* memory the plan owns (hierarchical all-to-all-v's count rows) */
     TT_BUF_COUNT,
 } tt_buf_t;
 

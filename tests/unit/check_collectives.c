@@ -140,10 +140,10 @@ static const config_def_t configs[NUM_CONFIGS] = {
                        "allreduce=tree,broadcast=chain,reduce=binomial,alltoall=bruck"},
                       {"TUTTI_CHUNK_SIZE", "16K"},
                       {"TUTTI_OP_TIMEOUT", "60s"}}},
-    /* Hierarchical allreduce and all-to-all, planned for the ranks spread over virtual hosts
+    /* Hierarchical allreduce and all-to-all(-v), planned for the ranks spread over virtual hosts
      * (run_config adds TUTTI_CLUSTER_FILE for each rank count). */
     [CONFIG_HIER] = {"hier",
-                     {{"TUTTI_ALGO", "allreduce=hier,alltoall=hier"},
+                     {{"TUTTI_ALGO", "allreduce=hier,alltoall=hier,alltoallv=hier"},
                       {"TUTTI_PART_STEPS", "3"},
                       {"TUTTI_OP_TIMEOUT", "60s"}}},
     /* Three ring channels over the DGX-like fixture's 8 rails (run_config adds

@@ -50,6 +50,7 @@ typedef struct world {
     tt_exec_env_t *envs;
     uint64_t **send, **recv;
     uint64_t **owned;         /* [2 * rank + k]: the allocations behind send and recv */
+    uint64_t **host_counts;   /* hierarchical all-to-all-v: every rank's plan memory */
     tt_transport_t ***routes; /* [rank][peer] */
     tt_sim_t *sim;
 } world_t;
@@ -112,6 +113,7 @@ static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t 
     w->send = calloc((size_t)n, sizeof(*w->send));
     w->recv = calloc((size_t)n, sizeof(*w->recv));
     w->owned = calloc(2 * (size_t)n, sizeof(*w->owned));
+    w->host_counts = calloc((size_t)n, sizeof(*w->host_counts));
     w->routes = calloc((size_t)n, sizeof(*w->routes));
     w->sim = tt_sim_create(n, 192);
     for (int r = 0; r < n; r++) {
@@ -127,6 +129,11 @@ static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t 
         }
         d.in_place =
             tmpl->in_place && (!rooted(d.kind) || r == d.root) && d.kind != TT_COLL_BARRIER;
+        if (tt_a2a_host_counts_len(&d) > 0) { /* what tt_plan_build does */
+            w->host_counts[r] = calloc(tt_a2a_host_counts_len(&d), sizeof(uint64_t));
+            tt_a2a_host_counts_init(&d, w->host_counts[r]);
+            d.host_counts = w->host_counts[r];
+        }
         w->desc = w->descs[r] = d;
         /* The in-place layouts of tutti.h. */
         if (!d.in_place) {
@@ -150,6 +157,7 @@ static void world_init(world_t *w, const tt_coll_desc_t *tmpl, tutti_datatype_t 
             w->routes[r][p] = tt_sim_transport(w->sim, r);
         w->bases[r][TT_BUF_SEND] = w->send[r];
         w->bases[r][TT_BUF_RECV] = w->recv[r];
+        w->bases[r][TT_BUF_PLAN] = w->host_counts[r];
         w->envs[r].route = w->routes[r];
         w->envs[r].reduce =
             tt_reduce_kernel(TT_REDUCE_ISA_AUTO, type, op == TUTTI_AVG ? TUTTI_SUM : op);
@@ -163,6 +171,7 @@ static void world_fini(world_t *w)
     for (int r = 0; r < w->n; r++) {
         free(w->owned[2 * r]);
         free(w->owned[2 * r + 1]);
+        free(w->host_counts[r]);
         free(w->bases[r][TT_BUF_SCRATCH]);
         free(w->routes[r]);
         tt_schedule_fini(&w->scheds[r]);
@@ -176,6 +185,7 @@ static void world_fini(world_t *w)
     free(w->send);
     free(w->recv);
     free(w->owned);
+    free(w->host_counts);
     free(w->routes);
 }
 
@@ -620,32 +630,35 @@ static void a2a_layouts_fini(a2a_layouts_t *l)
 /*
  * All-to-all-v with random, skewed counts (zeros, ranks that send or
  * receive nothing), blocks in any order with gaps, in place or not, on one
- * host and on clusters, whole and in parts. Every pair exchanges exactly
- * its block, and nothing else in the buffers changes.
+ * host and on clusters (pairwise and hierarchical), whole and in parts.
+ * Every pair exchanges exactly its block, and nothing else in the buffers
+ * changes.
  */
 START_TEST(alltoallv_random_counts)
 {
-    static const int sizes[] = {1, 2, 3, 4, 5, 8, 13};
+    static const int sizes[] = {1, 2, 3, 4, 5, 6, 8, 9, 13};
     static const uint64_t scales[] = {0, 1, 7, 300};
 
     for (size_t i = 0; i < TT_ARRAY_SIZE(sizes); i++)
         for (size_t sc = 0; sc < TT_ARRAY_SIZE(scales); sc++)
-            for (int variant = 0; variant < 4; variant++) {
-                int n = sizes[i];
+            for (int variant = 0; variant < 6; variant++) {
+                int n = sizes[i], hosts = n % 2 == 0 ? 2 : n % 3 == 0 ? 3 : 0;
                 unsigned seed = (unsigned)(n * 131 + (int)sc * 17 + variant);
                 tt_cluster_t cluster;
                 a2a_layouts_t l;
                 tt_coll_desc_t d;
-                int clustered = variant >= 2 && n % 2 == 0;
+                int clustered = variant >= 2 && hosts > 0;
+                tt_algo_t algo = clustered && variant >= 4 ? TT_ALGO_HIER : TT_ALGO_PAIRWISE;
 
                 if (clustered)
-                    ck_assert_int_eq(tt_cluster_uniform(&cluster, 2, n / 2, 2, NULL), TUTTI_OK);
+                    ck_assert_int_eq(tt_cluster_uniform(&cluster, hosts, n / hosts, 2, NULL),
+                                     TUTTI_OK);
                 a2a_layouts_init(&l, n, scales[sc], seed);
-                d = desc_of(TT_COLL_ALLTOALLV, TT_ALGO_PAIRWISE, n, 0, 1024, 1 + variant % 2,
+                d = desc_of(TT_COLL_ALLTOALLV, algo, n, 0, 1024, 1 + variant % 2,
                             clustered ? &cluster : NULL);
                 d.layout = l.layout;
                 d.in_place = variant % 2;
-                d.part_steps = variant == 3 ? 3 : 0;
+                d.part_steps = variant == 3 || variant == 5 ? 3 : 0;
                 run_case(&d, seed);
                 a2a_layouts_fini(&l);
                 if (clustered)
@@ -694,48 +707,66 @@ START_TEST(alltoall_bytes_are_one_block_per_pair)
 }
 END_TEST
 
+/* The bytes rank @p from's all-to-all(-v) sends rank @p to. */
+static uint64_t a2a_bytes(const tt_coll_desc_t *d, int from, int to)
+{
+    uint64_t count = d->layout != NULL ? d->layout[from].send_counts[to] : d->count;
+    return count * sizeof(uint64_t);
+}
+
 /*
- * Hierarchical all-to-all: between two hosts the network carries exactly
- * their L x L blocks each way, all between one pair of ranks (the pair's
- * carriers), and the carriers of a host's pairs spread over its ranks.
+ * Hierarchical all-to-all and all-to-all-v: between two hosts the network
+ * carries exactly their blocks each way, all between one pair of ranks
+ * (the pair's carriers), and the carriers of a host's pairs spread over
+ * its ranks. All-to-all-v's count rows stay within the host.
  */
 START_TEST(hier_alltoall_aggregates_per_host_pair)
 {
     const int *shape = shapes[_i];
     int H = shape[0], L = shape[1], n = H * L;
-    uint64_t count = 13, block = count * sizeof(uint64_t);
     tt_cluster_t cluster;
-    world_t w;
 
     if (H < 2)
         return;
     ck_assert_int_eq(tt_cluster_uniform(&cluster, H, L, shape[2], NULL), TUTTI_OK);
-    {
-        tt_coll_desc_t d = desc_of(TT_COLL_ALLTOALL, TT_ALGO_HIER, n, count, 4096, 1, &cluster);
-        world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
-    }
-    world_run(&w, 17, "hier alltoall bytes");
-    check_results(&w, "hier alltoall bytes");
-    for (int a = 0; a < H; a++)
-        for (int b = 0; b < H; b++) {
-            int pairs = 0;
-            uint64_t total = 0;
-            if (a == b)
-                continue;
-            for (int i = 0; i < L; i++)
-                for (int j = 0; j < L; j++) {
-                    uint64_t bytes = tt_sim_bytes(w.sim, tt_cluster_rank(&cluster, a, i),
-                                                  tt_cluster_rank(&cluster, b, j));
-                    pairs += bytes > 0;
-                    total += bytes;
-                    /* The pair's carrier is local rank (a + b) mod L on both hosts. */
-                    if (bytes > 0)
-                        ck_assert(i == (a + b) % L && j == i);
-                }
-            ck_assert_int_eq(pairs, 1);
-            ck_assert_uint_eq(total, (uint64_t)L * (uint64_t)L * block);
+    for (int v = 0; v <= 1; v++) {
+        tt_coll_desc_t d = desc_of(v ? TT_COLL_ALLTOALLV : TT_COLL_ALLTOALL, TT_ALGO_HIER, n,
+                                   v ? 0 : 13, 4096, 1, &cluster);
+        a2a_layouts_t l;
+        world_t w;
+
+        if (v) {
+            a2a_layouts_init(&l, n, 50, (unsigned)_i);
+            d.layout = l.layout;
         }
-    world_fini(&w);
+        world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
+        world_run(&w, 17, "hier alltoall bytes");
+        check_results(&w, "hier alltoall bytes");
+        for (int a = 0; a < H; a++)
+            for (int b = 0; b < H; b++) {
+                int pairs = 0;
+                uint64_t total = 0, want = 0;
+                if (a == b)
+                    continue;
+                for (int i = 0; i < L; i++)
+                    for (int j = 0; j < L; j++) {
+                        int from = tt_cluster_rank(&cluster, a, i);
+                        int to = tt_cluster_rank(&cluster, b, j);
+                        uint64_t bytes = tt_sim_bytes(w.sim, from, to);
+                        pairs += bytes > 0;
+                        total += bytes;
+                        want += a2a_bytes(&d, from, to);
+                        /* The pair's carrier is local rank (a + b) mod L on both hosts. */
+                        if (bytes > 0)
+                            ck_assert(i == (a + b) % L && j == i);
+                    }
+                ck_assert_int_eq(pairs, want > 0);
+                ck_assert_uint_eq(total, want);
+            }
+        world_fini(&w);
+        if (v)
+            a2a_layouts_fini(&l);
+    }
     tt_cluster_fini(&cluster);
 }
 END_TEST
@@ -767,22 +798,40 @@ START_TEST(bruck_takes_log_rounds)
 }
 END_TEST
 
-/* An all-to-all-v whose two ends disagree on a count fails; it never truncates. */
+/*
+ * An all-to-all-v whose two ends disagree on a count fails; it never
+ * truncates. Pairwise, and hierarchical (2 hosts of 2 ranks) both within a
+ * host and between hosts (there it fails in part 1, the data's).
+ */
 START_TEST(alltoallv_mismatched_counts_are_caught)
 {
     int n = 4;
-    a2a_layouts_t l;
-    tt_coll_desc_t d = desc_of(TT_COLL_ALLTOALLV, TT_ALGO_PAIRWISE, n, 0, 1024, 1, NULL);
-    world_t w;
+    tt_cluster_t cluster;
 
-    a2a_layouts_init(&l, n, 50, 5);
-    /* Rank 3 expects one element more from rank 0 than rank 0 sends it. */
-    ((size_t *)l.layout[3].recv_counts)[0]++;
-    d.layout = l.layout;
-    world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
-    ck_assert_int_eq(tt_sim_run(w.sim, w.sched_ptrs, w.bases, w.envs, 9), TUTTI_ERR_PROTOCOL);
-    world_fini(&w);
-    a2a_layouts_fini(&l);
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, 2, 2, 2, NULL), TUTTI_OK);
+    for (int c = 0; c < 3; c++) {
+        tt_coll_desc_t d = desc_of(TT_COLL_ALLTOALLV, c ? TT_ALGO_HIER : TT_ALGO_PAIRWISE, n, 0,
+                                   1024, 1, c ? &cluster : NULL);
+        int parts = tt_coll_parts(&d);
+        tutti_status_t status = TUTTI_OK;
+        a2a_layouts_t l;
+        world_t w;
+
+        a2a_layouts_init(&l, n, 50, 5);
+        /* Rank 3 expects one element more from rank 2 (its host) or 0 than it sends it. */
+        ((size_t *)l.layout[3].recv_counts)[c == 1 ? 2 : 0]++;
+        d.layout = l.layout;
+        world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
+        for (int part = 0; part < parts && status == TUTTI_OK; part++) {
+            for (int r = 0; r < n && part > 0; r++)
+                world_build(&w, r, part);
+            status = tt_sim_run(w.sim, w.sched_ptrs, w.bases, w.envs, 9);
+        }
+        ck_assert_int_eq(status, TUTTI_ERR_PROTOCOL);
+        world_fini(&w);
+        a2a_layouts_fini(&l);
+    }
+    tt_cluster_fini(&cluster);
 }
 END_TEST
 
