@@ -89,6 +89,9 @@ typedef struct tt_coll_desc {
     int pipeline_slots;          /* chain reduce: partial buffers it cycles through */
     uint32_t part_steps;         /* build and run in parts of about this many steps (0: whole) */
     const tt_cluster_t *cluster; /* NULL: all ranks on one host, in rank order */
+    /* hierarchical all-to-all-v: host pairs whose blocks average at most this many bytes
+     * are aggregated, the others exchange rank to rank */
+    uint64_t aggregate_bytes;
     /* all-to-all-v: the counts; NULL means count elements to and from every rank */
     const tt_a2a_layout_t *layout;
     /* point-to-point: the messages (read while building; plans come in one part) */

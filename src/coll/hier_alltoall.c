@@ -29,6 +29,12 @@
  * message from their own host's rows (the sender from its ranks' send
  * counts, the receiver from its ranks' receive counts), so counts that
  * disagree show as a length mismatch when they change the pair's total.
+ * Aggregating pays for fewer messages with copies through the carriers, a
+ * good trade for small blocks only, and all-to-all-v cannot be chosen by
+ * size (its size differs from rank to rank). So it decides per host pair:
+ * a pair whose blocks average more than d->aggregate_bytes (in the larger
+ * direction: both hosts see the same two totals) exchanges its blocks
+ * rank to rank instead, as pairwise exchange would.
  *
  * It moves each byte over the network once, like pairwise exchange, but in
  * H-1 messages per host instead of L(H-1) per rank, and pays with copies.
@@ -56,6 +62,7 @@ typedef struct hier_a2a {
     uint64_t *pack_at, *landed_at, *gathered_at, *arrived_at; /* slot starts */
     uint64_t *block_at; /* L x L: where block (source i, destination k) starts in an arrived slot */
     int *carried;       /* per remote host index: its slot among those carried here, or -1 */
+    int *direct;        /* per remote host index: 1 if the pair exchanges rank to rank */
     int32_t *joins;     /* L steps to join, reused */
 } hier_a2a_t;
 
@@ -165,6 +172,28 @@ static void stage_local(hier_a2a_t *x)
     }
 }
 
+/* Host pairs that exchange rank to rank: in round k, to the rank k on and from the rank k back. */
+static void stage_direct(hier_a2a_t *x)
+{
+    int channels = TT_MAX(1, TT_MIN(x->d->channels, TT_MAX_CHANNELS));
+
+    for (int r = 0; r < x->H - 1; r++) {
+        int b = remote_host(x, r);
+        for (int k = 0; x->direct[r] && k < x->L; k++) {
+            int to = rank_of(x, b, (x->local + k) % x->L);
+            int from = rank_of(x, b, (x->local - k + x->L) % x->L);
+            tt_span_t out = tt_a2a_send_block(x->d, to), in = tt_a2a_recv_block(x->d, from);
+            /* Both ends of a message are in the same round: they agree on the channel. */
+            tt_sched_set_channel(x->s, k % channels);
+            tt_sched_send(x->s, to, tt_elem_ref(x->from, out.offset, x->es), out.count, 0,
+                          x->input, TT_NO_STEP);
+            tt_sched_recv(x->s, from, tt_elem_ref(TT_BUF_RECV, in.offset, x->es), in.count,
+                          x->input, TT_NO_STEP);
+        }
+    }
+    tt_sched_set_channel(x->s, 0);
+}
+
 /* B. Pack each remote host's blocks and hand them to the pair's carrier, which gathers. */
 static void stage_gather(hier_a2a_t *x, int32_t *gathered)
 {
@@ -174,6 +203,8 @@ static void stage_gather(hier_a2a_t *x, int32_t *gathered)
         tt_ref_t pack = at(x, x->pack, x->pack_at[r]);
         int32_t own;
 
+        if (x->direct[r])
+            continue;
         for (int k = 0; k < x->L; k++) {
             tt_span_t out = tt_a2a_send_block(x->d, rank_of(x, b, k));
             x->joins[k] = copy(x, at(x, pack, packed), tt_elem_ref(x->from, out.offset, x->es),
@@ -266,10 +297,13 @@ static void stage_scatter(hier_a2a_t *x, const int32_t *arrived)
     for (int r = 0; r < x->H - 1; r++) {
         int b = remote_host(x, r), j = carrier(x, x->host, b), q = x->carried[r];
         uint64_t from = x->landed_at[r];
-        int32_t landed =
-            q >= 0 ? regroup_and_deliver(x, r, b, arrived[q])
-                   : tt_sched_recv(x->s, rank_of(x, x->host, j), at(x, x->landed, from),
-                                   delivery_size(x, x->local, b), TT_NO_STEP, TT_NO_STEP);
+        int32_t landed;
+
+        if (x->direct[r])
+            continue;
+        landed = q >= 0 ? regroup_and_deliver(x, r, b, arrived[q])
+                        : tt_sched_recv(x->s, rank_of(x, x->host, j), at(x, x->landed, from),
+                                        delivery_size(x, x->local, b), TT_NO_STEP, TT_NO_STEP);
         for (int i = 0; i < x->L; i++) {
             tt_span_t in = tt_a2a_recv_block(x->d, rank_of(x, b, i));
             copy(x, tt_elem_ref(TT_BUF_RECV, in.offset, x->es), at(x, x->landed, from), in.count,
@@ -288,6 +322,8 @@ static void reserve_scratch(hier_a2a_t *x)
         int b = remote_host(x, r);
         x->pack_at[r] = pack;
         x->landed_at[r] = landed;
+        if (x->direct[r])
+            continue;
         pack += pack_size(x, x->local, b);
         landed += delivery_size(x, x->local, b);
         if (x->carried[r] < 0)
@@ -306,6 +342,20 @@ static void reserve_scratch(hier_a2a_t *x)
     x->regrouped = tt_sched_scratch(x->s, arrived * x->es);
 }
 
+/* Does the pair with host @p b exchange rank to rank (all-to-all-v with large blocks)? */
+static int goes_direct(const hier_a2a_t *x, int b)
+{
+    uint64_t out = 0, in = 0, blocks = (uint64_t)x->L * (uint64_t)x->L;
+
+    if (x->d->host_counts == NULL)
+        return 0; /* all-to-all: chosen by its size already */
+    for (int i = 0; i < x->L; i++) {
+        out += pack_size(x, i, b);
+        in += delivery_size(x, i, b);
+    }
+    return TT_MAX(out, in) * x->es / blocks > x->d->aggregate_bytes;
+}
+
 /* Part 1 (all-to-all: the whole plan): move the data. */
 static void move_data(hier_a2a_t *x)
 {
@@ -317,8 +367,12 @@ static void move_data(hier_a2a_t *x)
         x->s->status = TUTTI_ERR_NO_MEMORY;
         goto out;
     }
-    for (int r = 0; r < x->H - 1; r++)
-        x->carried[r] = carrier(x, x->host, remote_host(x, r)) == x->local ? (int)carried++ : -1;
+    for (int r = 0; r < x->H - 1; r++) {
+        x->direct[r] = goes_direct(x, remote_host(x, r));
+        x->carried[r] = !x->direct[r] && carrier(x, x->host, remote_host(x, r)) == x->local
+                            ? (int)carried++
+                            : -1;
+    }
     if (x->d->in_place) { /* the input's copy comes first in the scratch: offset 0 */
         uint64_t extent = tt_a2a_send_extent(x->d);
         tt_ref_t copy_ref = tt_sched_scratch(x->s, extent * x->es);
@@ -326,6 +380,7 @@ static void move_data(hier_a2a_t *x)
     }
     reserve_scratch(x);
     stage_local(x);
+    stage_direct(x);
     stage_gather(x, gathered);
     stage_network(x, gathered, arrived);
     stage_scatter(x, arrived);
@@ -356,13 +411,14 @@ void tt_hier_alltoall(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t *s)
         swap_counts(&x);
     if (w.first > data_round || data_round >= w.end)
         return;
-    x.carried = malloc(H * sizeof(int));
+    x.carried = malloc(2 * H * sizeof(int));
     x.joins = malloc(L * sizeof(int32_t));
     x.pack_at = malloc(4 * H * sizeof(uint64_t));
     x.block_at = malloc(L * L * sizeof(uint64_t));
     if (x.carried == NULL || x.joins == NULL || x.pack_at == NULL || x.block_at == NULL) {
         s->status = TUTTI_ERR_NO_MEMORY;
     } else {
+        x.direct = x.carried + H;
         x.landed_at = x.pack_at + H;
         x.gathered_at = x.pack_at + 2 * H;
         x.arrived_at = x.pack_at + 3 * H;

@@ -28,6 +28,11 @@ static const tt_config_field_t coll_fields[] = {
      "plans longer than this many steps per rank are built and run in parts of about this "
      "size, so that plan memory stays bounded at any scale (0: never split)",
      TT_CFG_SIZE, offsetof(tt_coll_settings_t, part_steps), NULL},
+    {"A2A_AGGREGATE", "8K",
+     "hierarchical all-to-all-v: a host pair whose blocks average at most this many bytes "
+     "goes through the pair's carriers as one message; a pair with larger ones exchanges "
+     "directly, rank to rank",
+     TT_CFG_SIZE, offsetof(tt_coll_settings_t, a2a_aggregate_bytes), NULL},
     {"TUNING_FILE", "",
      "rules overriding the cost model: 'collective min max algo [chunk=] [channels=]'",
      TT_CFG_STRING, offsetof(tt_coll_settings_t, tuning_file), NULL},
@@ -238,6 +243,7 @@ static void fill_defaults(const tt_selector_t *sel, tt_coll_desc_t *d)
     d->channels = TT_MIN(TT_MAX(d->channels, 1), TT_MAX_CHANNELS);
     d->pipeline_slots = (int)sel->settings.pipeline_slots;
     d->part_steps = (uint32_t)TT_MIN(sel->settings.part_steps, UINT32_MAX);
+    d->aggregate_bytes = sel->settings.a2a_aggregate_bytes;
     d->cluster = c != NULL && c->nranks == d->nranks ? c : NULL;
 }
 

@@ -22,6 +22,7 @@ typedef struct tt_coll_settings {
     size_t channels;    /* 0: auto */
     size_t pipeline_slots;
     size_t part_steps; /* 0: plans in one part */
+    size_t a2a_aggregate_bytes;
     char tuning_file[TT_CONFIG_STRING_MAX];
 } tt_coll_settings_t;
 

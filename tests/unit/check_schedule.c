@@ -659,6 +659,8 @@ START_TEST(alltoallv_random_counts)
                 d.layout = l.layout;
                 d.in_place = variant % 2;
                 d.part_steps = variant == 3 || variant == 5 ? 3 : 0;
+                /* Hierarchical: some host pairs aggregated and some direct, or all aggregated. */
+                d.aggregate_bytes = variant == 4 ? 64 * sizeof(uint64_t) : UINT64_MAX;
                 run_case(&d, seed);
                 a2a_layouts_fini(&l);
                 if (clustered)
@@ -718,7 +720,9 @@ static uint64_t a2a_bytes(const tt_coll_desc_t *d, int from, int to)
  * Hierarchical all-to-all and all-to-all-v: between two hosts the network
  * carries exactly their blocks each way, all between one pair of ranks
  * (the pair's carriers), and the carriers of a host's pairs spread over
- * its ranks. All-to-all-v's count rows stay within the host.
+ * its ranks. All-to-all-v's count rows stay within the host. With blocks
+ * above TUTTI_A2A_AGGREGATE (here: any), all-to-all-v's host pairs
+ * exchange rank to rank instead: each rank pair exactly its block.
  */
 START_TEST(hier_alltoall_aggregates_per_host_pair)
 {
@@ -729,15 +733,17 @@ START_TEST(hier_alltoall_aggregates_per_host_pair)
     if (H < 2)
         return;
     ck_assert_int_eq(tt_cluster_uniform(&cluster, H, L, shape[2], NULL), TUTTI_OK);
-    for (int v = 0; v <= 1; v++) {
+    for (int v = 0; v <= 2; v++) {
         tt_coll_desc_t d = desc_of(v ? TT_COLL_ALLTOALLV : TT_COLL_ALLTOALL, TT_ALGO_HIER, n,
                                    v ? 0 : 13, 4096, 1, &cluster);
+        int direct = v == 2;
         a2a_layouts_t l;
         world_t w;
 
         if (v) {
             a2a_layouts_init(&l, n, 50, (unsigned)_i);
             d.layout = l.layout;
+            d.aggregate_bytes = direct ? 0 : UINT64_MAX;
         }
         world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
         world_run(&w, 17, "hier alltoall bytes");
@@ -756,11 +762,14 @@ START_TEST(hier_alltoall_aggregates_per_host_pair)
                         pairs += bytes > 0;
                         total += bytes;
                         want += a2a_bytes(&d, from, to);
+                        if (direct)
+                            ck_assert_uint_eq(bytes, a2a_bytes(&d, from, to));
                         /* The pair's carrier is local rank (a + b) mod L on both hosts. */
-                        if (bytes > 0)
+                        else if (bytes > 0)
                             ck_assert(i == (a + b) % L && j == i);
                     }
-                ck_assert_int_eq(pairs, want > 0);
+                if (!direct)
+                    ck_assert_int_eq(pairs, want > 0);
                 ck_assert_uint_eq(total, want);
             }
         world_fini(&w);
@@ -818,6 +827,7 @@ START_TEST(alltoallv_mismatched_counts_are_caught)
         world_t w;
 
         a2a_layouts_init(&l, n, 50, 5);
+        d.aggregate_bytes = UINT64_MAX; /* through the carriers */
         /* Rank 3 expects one element more from rank 2 (its host) or 0 than it sends it. */
         ((size_t *)l.layout[3].recv_counts)[c == 1 ? 2 : 0]++;
         d.layout = l.layout;
