@@ -51,28 +51,26 @@ static tutti_status_t check_message(tutti_comm_t comm, const void *buf, size_t c
 }
 
 /* Sends to itself and receives from itself must pair up, in order and in size. */
-static tutti_status_t check_self(const tt_p2p_msg_t *msgs, size_t n, int rank)
+static tutti_status_t check_self(const tt_p2p_list_t *l, int rank)
 {
-    size_t r = 0;
+    size_t at = 0;
 
-    for (size_t s = 0; s < n; s++) {
-        if (!msgs[s].send || msgs[s].peer != rank)
+    for (size_t s = 0; s < l->n; s++) {
+        size_t r;
+        if (!l->msgs[s].send || l->msgs[s].peer != rank)
             continue;
-        while (r < n && (msgs[r].send || msgs[r].peer != rank))
-            r++;
-        if (r == n || msgs[r].bytes != msgs[s].bytes) {
+        r = tt_p2p_next_self_recv(l, rank, &at);
+        if (r == l->n || l->msgs[r].bytes != l->msgs[s].bytes) {
             tt_error("tutti_group_end: a send of %llu bytes to this rank itself has no receive "
                      "of that size from itself in the same group",
-                     (unsigned long long)msgs[s].bytes);
+                     (unsigned long long)l->msgs[s].bytes);
             return TUTTI_ERR_INVALID_ARG;
         }
-        r++;
     }
-    for (; r < n; r++)
-        if (!msgs[r].send && msgs[r].peer == rank) {
-            tt_error("tutti_group_end: a receive from this rank itself has no send to match");
-            return TUTTI_ERR_INVALID_ARG;
-        }
+    if (tt_p2p_next_self_recv(l, rank, &at) < l->n) {
+        tt_error("tutti_group_end: a receive from this rank itself has no send to match");
+        return TUTTI_ERR_INVALID_ARG;
+    }
     return TUTTI_OK;
 }
 
@@ -102,7 +100,7 @@ static tutti_status_t post_group(tutti_comm_t comm, tt_p2p_msg_t *msgs, size_t n
     tt_plan_t *plan;
     tt_op_t op;
 
-    TT_CHECK(check_self(msgs, n, comm->rank));
+    TT_CHECK(check_self(&list, comm->rank));
     rebase(msgs, n, base);
     memset(&desc, 0, sizeof(desc));
     desc.kind = TT_COLL_P2P;

@@ -145,6 +145,14 @@ void tt_binomial_reduce(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_dissemination_barrier(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
 void tt_direct_p2p(const tt_coll_desc_t *d, tt_schedule_t *s);
+
+/*
+ * A point-to-point group's messages from rank @p rank to itself pair up in
+ * order, the k-th send with the k-th receive. Returns the index of the
+ * first receive from itself at or after *at and moves *at past it, or
+ * l->n if there is none.
+ */
+size_t tt_p2p_next_self_recv(const tt_p2p_list_t *l, int rank, size_t *at);
 void tt_bruck_alltoall(const tt_coll_desc_t *d, tt_schedule_t *s);
 void tt_hier_alltoall(const tt_coll_desc_t *d, tt_rounds_t rounds, tt_schedule_t *s);
 

@@ -8,6 +8,13 @@
 
 #include "coll/coll.h"
 
+size_t tt_p2p_next_self_recv(const tt_p2p_list_t *l, int rank, size_t *at)
+{
+    while (*at < l->n && (l->msgs[*at].send || l->msgs[*at].peer != rank))
+        (*at)++;
+    return *at < l->n ? (*at)++ : l->n;
+}
+
 void tt_direct_p2p(const tt_coll_desc_t *d, tt_schedule_t *s)
 {
     const tt_p2p_list_t *l = d->p2p;
@@ -23,13 +30,13 @@ void tt_direct_p2p(const tt_coll_desc_t *d, tt_schedule_t *s)
     }
     /* Copies to itself, paired in order (the caller checked that they pair up). */
     for (size_t i = 0; l != NULL && i < l->n; i++) {
-        const tt_p2p_msg_t *m = &l->msgs[i], *r = NULL;
+        const tt_p2p_msg_t *m = &l->msgs[i];
+        size_t r;
         if (!m->send || m->peer != d->rank)
             continue;
-        while (self_recv < l->n && (r = &l->msgs[self_recv++], r->send || r->peer != d->rank))
-            r = NULL;
-        if (r != NULL && m->bytes > 0)
-            tt_sched_copy(s, tt_ref(TT_BUF_RECV, r->offset), tt_ref(TT_BUF_SEND, m->offset),
-                          m->bytes, TT_NO_STEP, TT_NO_STEP);
+        r = tt_p2p_next_self_recv(l, d->rank, &self_recv);
+        if (r < l->n && m->bytes > 0)
+            tt_sched_copy(s, tt_ref(TT_BUF_RECV, l->msgs[r].offset),
+                          tt_ref(TT_BUF_SEND, m->offset), m->bytes, TT_NO_STEP, TT_NO_STEP);
     }
 }

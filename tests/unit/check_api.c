@@ -480,6 +480,19 @@ static int p2p_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
     EXPECT(rank, tutti_group_start(comm), TUTTI_OK);
     EXPECT(rank, tutti_group_start(comm), TUTTI_ERR_INVALID_ARG);
     EXPECT(rank, tutti_group_end(comm, NULL), TUTTI_OK); /* empty */
+    /* Messages to itself that do not pair up, in size or at all: nothing is posted. */
+    EXPECT(rank, tutti_group_start(comm), TUTTI_OK);
+    EXPECT(rank, tutti_send(out, 3, TUTTI_INT32, rank, comm), TUTTI_OK);
+    EXPECT(rank, tutti_recv(self_in, 2, TUTTI_INT32, rank, comm), TUTTI_OK);
+    EXPECT(rank, tutti_group_end(comm, NULL), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_group_start(comm), TUTTI_OK);
+    EXPECT(rank, tutti_send(out, 1, TUTTI_INT32, rank, comm), TUTTI_OK);
+    EXPECT(rank, tutti_group_end(comm, NULL), TUTTI_ERR_INVALID_ARG);
+    EXPECT(rank, tutti_group_start(comm), TUTTI_OK);
+    EXPECT(rank, tutti_send(out, 1, TUTTI_INT32, rank, comm), TUTTI_OK);
+    EXPECT(rank, tutti_recv(self_in, 1, TUTTI_INT32, rank, comm), TUTTI_OK);
+    EXPECT(rank, tutti_recv(self_in, 1, TUTTI_INT32, rank, comm), TUTTI_OK);
+    EXPECT(rank, tutti_group_end(comm, NULL), TUTTI_ERR_INVALID_ARG);
     /* Empty messages, NULL buffers. */
     EXPECT(rank, tutti_group_start(comm), TUTTI_OK);
     EXPECT(rank, tutti_send(NULL, 0, TUTTI_INT32, right, comm), TUTTI_OK);
