@@ -2,7 +2,9 @@
 # The whole test suite, as CI runs it:
 #   1. the normal build (-Werror) and `make check`;
 #   2. a separate build with AddressSanitizer + UBSan and `make check`;
-#   3. valgrind (memcheck) over the core's single-process tests.
+#   3. valgrind (memcheck) over the core's single-process tests;
+#   4. the Soft-RoCE test bed (a VM with a real verbs stack), once: it does
+#      not depend on the build.
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,10 +61,23 @@ run_valgrind() { # memcheck over the core's tests (forked ranks run under it too
     done
 }
 
+run_rdma_vm() { # tests/scripts/test_rdma_vm.sh: 0 passed, 77 skipped, else failed
+    local status=0
+    echo "=== rdma-vm"
+    "$top/tests/scripts/test_rdma_vm.sh" >"$build/test_rdma_vm.log" 2>&1 || status=$?
+    case $status in
+    0) passed=$((passed + 1)); echo "    rdma-vm: passed" ;;
+    77) echo "    rdma-vm: skipped ($(tail -1 "$build/test_rdma_vm.log"))" ;;
+    *) failed=$((failed + 1)); echo "    rdma-vm: FAILED (exit $status)"
+        tail -30 "$build/test_rdma_vm.log" | sed 's/^/    /' ;;
+    esac
+}
+
 start=$(date +%s)
 run_suite "build" "$build" --enable-werror
 run_suite "asan+ubsan" "$build-asan" --enable-werror --enable-sanitizers
 run_valgrind "$build"
+run_rdma_vm
 echo "=== done in $(( $(date +%s) - start )) s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
