@@ -60,6 +60,7 @@ typedef struct hier_a2a {
      * regrouped (arrived and regrouped slots have the same sizes). */
     tt_ref_t pack, landed, gathered, arrived, regrouped;
     uint64_t *pack_at, *landed_at, *gathered_at, *arrived_at; /* slot starts */
+    uint64_t *pair_out, *pair_in; /* per remote host index: the pair's elements each way */
     uint64_t *block_at; /* L x L: where block (source i, destination k) starts in an arrived slot */
     int *carried;       /* per remote host index: its slot among those carried here, or -1 */
     int *direct;        /* per remote host index: 1 if the pair exchanges rank to rank */
@@ -240,17 +241,12 @@ static void stage_network(hier_a2a_t *x, const int32_t *gathered, int32_t *arriv
     tt_sched_set_channel(x->s, x->local % channels);
     for (int r = 0; r < x->H - 1; r++) {
         int b = remote_host(x, r), q = x->carried[r], peer = rank_of(x, b, x->local);
-        uint64_t out = 0, in = 0;
         if (q < 0)
             continue;
-        for (int i = 0; i < x->L; i++) {
-            out += pack_size(x, i, b);
-            in += delivery_size(x, i, b);
-        }
-        tt_sched_send(x->s, peer, at(x, x->gathered, x->gathered_at[q]), out, 0, gathered[q],
-                      TT_NO_STEP);
-        arrived[q] = tt_sched_recv(x->s, peer, at(x, x->arrived, x->arrived_at[q]), in,
-                                   TT_NO_STEP, TT_NO_STEP);
+        tt_sched_send(x->s, peer, at(x, x->gathered, x->gathered_at[q]), x->pair_out[r], 0,
+                      gathered[q], TT_NO_STEP);
+        arrived[q] = tt_sched_recv(x->s, peer, at(x, x->arrived, x->arrived_at[q]),
+                                   x->pair_in[r], TT_NO_STEP, TT_NO_STEP);
     }
     tt_sched_set_channel(x->s, 0);
 }
@@ -330,10 +326,8 @@ static void reserve_scratch(hier_a2a_t *x)
             continue;
         x->gathered_at[q] = gathered;
         x->arrived_at[q++] = arrived;
-        for (int i = 0; i < x->L; i++) {
-            gathered += pack_size(x, i, b);
-            arrived += delivery_size(x, i, b);
-        }
+        gathered += x->pair_out[r];
+        arrived += x->pair_in[r];
     }
     x->pack = tt_sched_scratch(x->s, pack * x->es);
     x->landed = tt_sched_scratch(x->s, landed * x->es);
@@ -342,18 +336,26 @@ static void reserve_scratch(hier_a2a_t *x)
     x->regrouped = tt_sched_scratch(x->s, arrived * x->es);
 }
 
-/* Does the pair with host @p b exchange rank to rank (all-to-all-v with large blocks)? */
-static int goes_direct(const hier_a2a_t *x, int b)
+/* The elements the pair with the @p r-th remote host moves each way. */
+static void size_pair(hier_a2a_t *x, int r)
 {
-    uint64_t out = 0, in = 0, blocks = (uint64_t)x->L * (uint64_t)x->L;
+    int b = remote_host(x, r);
+
+    x->pair_out[r] = x->pair_in[r] = 0;
+    for (int i = 0; i < x->L; i++) {
+        x->pair_out[r] += pack_size(x, i, b);
+        x->pair_in[r] += delivery_size(x, i, b);
+    }
+}
+
+/* Does the pair with the @p r-th remote host exchange rank to rank (all-to-all-v, large blocks)? */
+static int goes_direct(const hier_a2a_t *x, int r)
+{
+    uint64_t blocks = (uint64_t)x->L * (uint64_t)x->L;
 
     if (x->d->host_counts == NULL)
         return 0; /* all-to-all: chosen by its size already */
-    for (int i = 0; i < x->L; i++) {
-        out += pack_size(x, i, b);
-        in += delivery_size(x, i, b);
-    }
-    return TT_MAX(out, in) * x->es / blocks > x->d->aggregate_bytes;
+    return TT_MAX(x->pair_out[r], x->pair_in[r]) * x->es / blocks > x->d->aggregate_bytes;
 }
 
 /* Part 1 (all-to-all: the whole plan): move the data. */
@@ -368,7 +370,8 @@ static void move_data(hier_a2a_t *x)
         goto out;
     }
     for (int r = 0; r < x->H - 1; r++) {
-        x->direct[r] = goes_direct(x, remote_host(x, r));
+        size_pair(x, r);
+        x->direct[r] = goes_direct(x, r);
         x->carried[r] = !x->direct[r] && carrier(x, x->host, remote_host(x, r)) == x->local
                             ? (int)carried++
                             : -1;
@@ -413,7 +416,7 @@ void tt_hier_alltoall(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t *s)
         return;
     x.carried = malloc(2 * H * sizeof(int));
     x.joins = malloc(L * sizeof(int32_t));
-    x.pack_at = malloc(4 * H * sizeof(uint64_t));
+    x.pack_at = malloc(6 * H * sizeof(uint64_t));
     x.block_at = malloc(L * L * sizeof(uint64_t));
     if (x.carried == NULL || x.joins == NULL || x.pack_at == NULL || x.block_at == NULL) {
         s->status = TUTTI_ERR_NO_MEMORY;
@@ -422,6 +425,8 @@ void tt_hier_alltoall(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t *s)
         x.landed_at = x.pack_at + H;
         x.gathered_at = x.pack_at + 2 * H;
         x.arrived_at = x.pack_at + 3 * H;
+        x.pair_out = x.pack_at + 4 * H;
+        x.pair_in = x.pack_at + 5 * H;
         move_data(&x);
     }
     free(x.carried);
