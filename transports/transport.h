@@ -96,11 +96,13 @@ static inline void tt_xfer_complete(tt_xfer_t *x, tutti_status_t status, tt_xfer
     *done = x;
 }
 
+#define TT_LINK_REASON_MAX 160
+
 /* A peer or link that went bad. */
 typedef struct tt_link_event {
     int peer;
     tutti_status_t status; /* TUTTI_ERR_PEER_FAILED or TUTTI_ERR_LINK_FAILED */
-    char reason[160];
+    char reason[TT_LINK_REASON_MAX];
 } tt_link_event_t;
 
 #define TT_TRANSPORT_MAX_RAILS 8
@@ -157,7 +159,8 @@ typedef struct tt_transport_ops {
     size_t size;      /* sizeof(tt_transport_ops_t) the transport was built with */
     const char *name; /* "shm", ... */
     const tt_config_table_t *config;
-    size_t address_size; /* bytes of the blob create() writes */
+    /* Bytes of the address blob create() writes; the same on every rank of a communicator. */
+    size_t (*address_size)(const struct tt_transport_params *params);
 
     /* Whether the transport can run on this machine; if not, why (one line). */
     int (*available)(char *why, size_t why_size);

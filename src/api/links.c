@@ -1,10 +1,10 @@
 /*
  * Which transport carries each peer: shared memory to the ranks on this
- * host and UCX to the others (TUTTI_TRANSPORTS=auto), or one transport for
- * every peer (ucx: UCX inside the host too, for testing; shm: one host
- * only). Each transport chosen is created over its peers, its addresses
- * exchanged through the bootstrap, connected, and entered in the route
- * table the executor uses.
+ * host and the network transport (RDMA where every rank has it, else UCX)
+ * to the others (TUTTI_TRANSPORTS=auto), or one transport for every peer
+ * (ucx or rdma: inside the host too, for testing; shm: one host only). Each transport chosen is
+ * created over its peers, its addresses exchanged through the bootstrap, connected, and entered in
+ * the route table the executor uses.
  */
 #include "config.h"
 
@@ -13,13 +13,14 @@
 #include "bootstrap/bootstrap.h"
 #include "util/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { LINKS_AUTO, LINKS_SHM, LINKS_UCX };
+enum { LINKS_AUTO, LINKS_SHM, LINKS_UCX, LINKS_RDMA };
 
-static const char *const links_choices[] = {"auto", "shm", "ucx", NULL};
+static const char *const links_choices[] = {"auto", "shm", "ucx", "rdma", NULL};
 
 typedef struct links_settings {
     int transports;
@@ -27,51 +28,106 @@ typedef struct links_settings {
 
 static const tt_config_field_t links_fields[] = {
     {"TRANSPORTS", "auto",
-     "auto: shared memory inside a host, UCX between hosts; ucx: UCX for every peer (inside a "
-     "host too); shm: shared memory only (all ranks on one host)",
+     "auto: shared memory inside a host; between hosts RDMA (libibverbs) when every rank has an "
+     "active RDMA port, else UCX; ucx or rdma: that transport for every peer (inside a host "
+     "too, for testing); shm: shared memory only (all ranks on one host)",
      TT_CFG_ENUM, offsetof(links_settings_t, transports), links_choices},
 };
 
 const tt_config_table_t tt_links_config_table = {"links", links_fields, TT_ARRAY_SIZE(links_fields),
                                                  sizeof(links_settings_t)};
 
-enum { VIA_NONE, VIA_SHM, VIA_UCX };
+enum { VIA_NONE, VIA_SHM, VIA_NET };
 
 /* What settings @p s choose for a peer on this host or another (see tt_links_choice). */
 static int via(const links_settings_t *s, int same_host)
 {
-    if (s->transports == LINKS_UCX || (s->transports == LINKS_AUTO && !same_host))
-        return VIA_UCX;
+    if (s->transports == LINKS_UCX || s->transports == LINKS_RDMA ||
+        (s->transports == LINKS_AUTO && !same_host))
+        return VIA_NET;
     return same_host ? VIA_SHM : VIA_NONE;
 }
 
 const char *tt_links_choice(const tt_config_overrides_t *overrides, int same_host)
 {
-    static const char *const names[] = {[VIA_NONE] = NULL, [VIA_SHM] = "shm", [VIA_UCX] = "ucx"};
     links_settings_t settings;
 
     if (tt_config_load(&tt_links_config_table, overrides, &settings) != TUTTI_OK)
         return NULL;
-    return names[via(&settings, same_host)];
+    switch (via(&settings, same_host)) {
+    case VIA_SHM: return "shm";
+    case VIA_NET:
+        return settings.transports == LINKS_AUTO ? "rdma, else ucx"
+                                                 : links_choices[settings.transports];
+    default: return NULL;
+    }
+}
+
+/* The registered transport called @p name, or NULL. */
+static const tt_transport_ops_t *registered(const char *name)
+{
+    for (size_t t = 0; tt_transports[t] != NULL; t++)
+        if (strcmp(tt_transports[t]->name, name) == 0)
+            return tt_transports[t];
+    return NULL;
+}
+
+/* The registered transport called @p name if it can run here, else NULL and why. */
+static const tt_transport_ops_t *runnable(const char *name, char *why, size_t why_size)
+{
+    const tt_transport_ops_t *ops = registered(name);
+
+    if (ops == NULL) {
+        snprintf(why, why_size, "not built in (configure found no %s)", name);
+        return NULL;
+    }
+    if (ops->size != sizeof(tt_transport_ops_t)) {
+        snprintf(why, why_size, "built for another transport interface");
+        return NULL;
+    }
+    return ops->available(why, why_size) ? ops : NULL;
 }
 
 /* The registered transport called @p name that can run here, or NULL (logged). */
 static const tt_transport_ops_t *usable_transport(const char *name, const char *needed_for)
 {
     char why[160] = "";
+    const tt_transport_ops_t *ops = runnable(name, why, sizeof(why));
 
-    for (size_t t = 0; tt_transports[t] != NULL; t++) {
-        const tt_transport_ops_t *ops = tt_transports[t];
-        if (strcmp(ops->name, name) != 0)
-            continue;
-        if (ops->size == sizeof(tt_transport_ops_t) && ops->available(why, sizeof(why)))
-            return ops;
-        tt_error("transport %s, needed %s, cannot run here: %s", name, needed_for, why);
-        return NULL;
-    }
-    tt_error("transport %s, needed %s, is not built in (configure found no %s)", name, needed_for,
-             name);
-    return NULL;
+    if (ops == NULL)
+        tt_error("transport %s, needed %s, cannot run: %s", name, needed_for, why);
+    return ops;
+}
+
+/*
+ * TUTTI_TRANSPORTS=auto between hosts: RDMA if it runs on every rank, else
+ * UCX. Every rank must choose the same, so the ranks tell each other
+ * whether RDMA runs on theirs (one bootstrap all-gather).
+ */
+static tutti_status_t agree_on_network(tutti_comm_t comm, int64_t deadline, const char **name_p)
+{
+    static atomic_int told; /* why RDMA is off, said once per process */
+    char why[160] = "", mine, *all = malloc((size_t)comm->nranks);
+    int with = 0;
+    tutti_status_t status;
+
+    if (all == NULL)
+        return TUTTI_ERR_NO_MEMORY;
+    mine = runnable("rdma", why, sizeof(why)) != NULL;
+    if (!mine && atomic_exchange(&told, 1) == 0)
+        tt_info("transport rdma is off: %s", why);
+    status = tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
+                                    comm->session_ranks, &mine, 1, all, deadline);
+    for (int r = 0; status == TUTTI_OK && r < comm->nranks; r++)
+        with += all[r] != 0;
+    free(all);
+    if (status != TUTTI_OK)
+        return status;
+    if (with > 0 && with < comm->nranks && comm->rank == 0)
+        tt_info("transport rdma runs on %d of %d ranks: using ucx between hosts", with,
+                comm->nranks);
+    *name_p = with == comm->nranks || registered("ucx") == NULL ? "rdma" : "ucx";
+    return TUTTI_OK;
 }
 
 /* Create, exchange addresses, connect, barrier, ready: one transport over @p peers. */
@@ -80,7 +136,7 @@ static tutti_status_t wire_up(tutti_comm_t comm, const tt_transport_ops_t *ops, 
 {
     tt_transport_params_t params = {comm->rank, comm->nranks,     peers,       npeers,
                                     comm->ctx,  &comm->overrides, comm->rails, comm->nrails};
-    size_t size = ops->address_size;
+    size_t size = ops->address_size(&params);
     char *mine = calloc(1, size), *all = malloc(size * (size_t)comm->nranks),
          *theirs = malloc(size * (size_t)npeers);
     tt_transport_t *tl = NULL;
@@ -166,9 +222,9 @@ tutti_status_t tt_comm_connect(tutti_comm_t comm, int64_t deadline)
         free(net_peers);
         return TUTTI_ERR_NO_MEMORY;
     }
-    /* Everyone UCX serves (and this rank, whose address the others need). */
+    /* Everyone the network transport serves (and this rank, whose address the others need). */
     for (int r = 0; r < comm->nranks; r++)
-        if (via(&settings, c->places[r].host == host) == VIA_UCX || r == comm->rank)
+        if (via(&settings, c->places[r].host == host) == VIA_NET || r == comm->rank)
             net_peers[nnet++] = r;
     if (inside == VIA_SHM) {
         if ((ops = usable_transport("shm", "inside a host")) == NULL)
@@ -176,10 +232,13 @@ tutti_status_t tt_comm_connect(tutti_comm_t comm, int64_t deadline)
         TT_CHECK_GOTO(wire_up(comm, ops, local, comm->local_ranks, deadline), status, out);
         log_route(comm, ops->name, local, comm->local_ranks);
     }
-    /* Every rank takes part in wiring UCX when any rank needs it. */
-    if (inside == VIA_UCX || c->nhosts > 1) {
-        if ((ops = usable_transport("ucx", c->nhosts > 1 ? "between hosts"
-                                                         : "by TUTTI_TRANSPORTS")) == NULL)
+    /* Every rank takes part in wiring the network when any rank needs it. */
+    if (inside == VIA_NET || c->nhosts > 1) {
+        const char *name = links_choices[settings.transports];
+        if (settings.transports == LINKS_AUTO)
+            TT_CHECK_GOTO(agree_on_network(comm, deadline, &name), status, out);
+        if ((ops = usable_transport(name, c->nhosts > 1 ? "between hosts"
+                                                        : "by TUTTI_TRANSPORTS")) == NULL)
             goto out;
         TT_CHECK_GOTO(wire_up(comm, ops, net_peers, nnet, deadline), status, out);
         log_route(comm, ops->name, net_peers, nnet);

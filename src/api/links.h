@@ -12,8 +12,9 @@ extern const tt_config_table_t tt_links_config_table;
 /*
  * The transport that carries a peer on this rank's host (@p same_host) or
  * on another, as TUTTI_TRANSPORTS (in @p overrides or the environment)
- * says: "shm" or "ucx"; NULL when none may (shm only, across hosts) or the
- * setting is invalid (logged).
+ * says: "shm", "ucx", "rdma", or "rdma, else ucx" (auto between hosts: the
+ * ranks agree at connection time); NULL when none may (shm only, across
+ * hosts) or the setting is invalid (logged).
  */
 const char *tt_links_choice(const tt_config_overrides_t *overrides, int same_host);
 

@@ -572,11 +572,17 @@ static void shm_cancel_all(tt_transport_t *super, tutti_status_t status, tt_xfer
             fail_peer(&tl->peers[i], status, done);
 }
 
+static size_t shm_address_size(const tt_transport_params_t *params)
+{
+    (void)params;
+    return sizeof(shm_address_t);
+}
+
 const tt_transport_ops_t tt_shm_transport_ops = {
     .size = sizeof(tt_transport_ops_t),
     .name = "shm",
     .config = &shm_config_table,
-    .address_size = sizeof(shm_address_t),
+    .address_size = shm_address_size,
     .available = shm_available,
     .create = shm_create,
     .connect = shm_connect,

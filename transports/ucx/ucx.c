@@ -713,11 +713,17 @@ static void ucx_cancel_all(tt_transport_t *super, tutti_status_t status, tt_xfer
         tt_xfer_complete(tt_xfer_queue_pop(&tl->completed), status, done);
 }
 
+static size_t ucx_address_size(const tt_transport_params_t *params)
+{
+    (void)params;
+    return sizeof(ucx_address_t);
+}
+
 const tt_transport_ops_t tt_ucx_transport_ops = {
     .size = sizeof(tt_transport_ops_t),
     .name = "ucx",
     .config = &ucx_config_table,
-    .address_size = sizeof(ucx_address_t),
+    .address_size = ucx_address_size,
     .available = ucx_available,
     .create = ucx_create,
     .connect = ucx_connect,
