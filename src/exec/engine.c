@@ -370,7 +370,13 @@ static tutti_status_t wait_locked(tt_engine_t *e, tt_op_t *op)
         tt_backoff_idle(&backoff);
         pthread_mutex_lock(&e->lock);
     }
-    if (--e->waiters == 0 && (e->active != NULL || e->head != NULL))
+    /*
+     * The progress thread stood aside while we drove progress: wake it, idle
+     * or not. Between calls it must keep serving the transports for peers
+     * (a send that completed here may still have data queued for its
+     * receiver); left asleep, it would not until the next post.
+     */
+    if (--e->waiters == 0)
         pthread_cond_signal(&e->wake);
     return (tutti_status_t)atomic_load(&op->status);
 }

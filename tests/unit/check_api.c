@@ -9,11 +9,20 @@
 #include "tests/lib/ranks.h"
 #include "tests/lib/unit.h"
 
+/* The transport that needs this rank's progress after a send completed, where built. */
+#ifdef HAVE_UCX
+#define SERVE_TRANSPORT "ucx"
+#else
+#define SERVE_TRANSPORT "shm"
+#endif
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -509,6 +518,69 @@ START_TEST(point_to_point)
 END_TEST
 
 /*
+ * A rank that returned from its last call still serves its peers: rank 0
+ * sends a burst of messages over UCX before rank 1 receives any, then stays
+ * away from tutti until rank 1 has them all. With small socket buffers the
+ * last sends complete while their data still waits in rank 0's TCP queue,
+ * which only rank 0's progress thread can flush between calls; if that
+ * thread slept after the blocking calls, rank 1 would wait for ever.
+ */
+#define SERVE_BYTES ((size_t)20000) /* below UCX's rendezvous threshold: sent eagerly */
+#define SERVE_MESSAGES 50
+
+static int serve_rank(int rank, int n, const tutti_unique_id_t *id, void *arg)
+{
+    _Atomic int *received = arg;
+    tutti_config_t config = config_with("TUTTI_TRANSPORTS", SERVE_TRANSPORT);
+    tutti_comm_t comm;
+    unsigned char *buf = malloc(SERVE_BYTES);
+    struct timespec t0;
+
+    setenv("UCX_TCP_SNDBUF", "16k", 1);
+    setenv("UCX_TCP_RCVBUF", "16k", 1);
+    comm = tt_test_comm(rank, n, id, config);
+    if (comm == NULL || buf == NULL)
+        return tt_fail(rank, "set-up failed");
+    EXPECT(rank, tutti_barrier(comm), TUTTI_OK);
+    if (rank == 1) {
+        usleep(200 * 1000); /* let rank 0's burst fill the sockets first */
+        for (int m = 0; m < SERVE_MESSAGES; m++) {
+            EXPECT(rank, tutti_recv(buf, SERVE_BYTES, TUTTI_UINT8, 0, comm), TUTTI_OK);
+            if (buf[0] != m || buf[SERVE_BYTES - 1] != m)
+                return tt_fail(rank, "message %d: wrong data", m);
+        }
+        atomic_store(received, 1);
+    } else {
+        for (int m = 0; m < SERVE_MESSAGES; m++) {
+            memset(buf, m, SERVE_BYTES);
+            EXPECT(rank, tutti_send(buf, SERVE_BYTES, TUTTI_UINT8, 1, comm), TUTTI_OK);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (!atomic_load(received)) {
+            if (seconds_since(&t0) > 30.0)
+                return tt_fail(rank, "rank 1 did not get the messages while this rank stayed "
+                                     "away from tutti");
+            usleep(1000);
+        }
+    }
+    free(buf);
+    tutti_config_destroy(config);
+    EXPECT(rank, tutti_comm_destroy(comm), TUTTI_OK);
+    return 0;
+}
+
+START_TEST(a_finished_rank_keeps_serving_its_peers)
+{
+    _Atomic int *received =
+        mmap(NULL, sizeof(*received), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert(received != MAP_FAILED);
+    atomic_store(received, 0);
+    ck_assert_int_eq(tt_run_ranks(2, serve_rank, (void *)received, 120), 0);
+    munmap((void *)received, sizeof(*received));
+}
+END_TEST
+
+/*
  * All-to-all-v where rank 1 expects one element more from rank 0 than rank
  * 0 sends: rank 1 must get TUTTI_ERR_PROTOCOL (the length mismatch), not
  * truncated data, and nobody may hang.
@@ -565,6 +637,7 @@ static Suite *api_suite(void)
     tcase_add_test(fail, abort_reaches_the_others);
     tcase_add_test(fail, mismatched_calls_fail_instead_of_hanging);
     tcase_add_test(fail, mismatched_alltoallv_counts_are_a_protocol_error);
+    tcase_add_test(fail, a_finished_rank_keeps_serving_its_peers);
     suite_add_tcase(s, args);
     suite_add_tcase(s, life);
     suite_add_tcase(s, fail);
