@@ -48,6 +48,15 @@ static int via(const links_settings_t *s, int same_host)
     return same_host ? VIA_SHM : VIA_NONE;
 }
 
+/* The registered transport called @p name, or NULL. */
+static const tt_transport_ops_t *registered(const char *name)
+{
+    for (size_t t = 0; tt_transports[t] != NULL; t++)
+        if (strcmp(tt_transports[t]->name, name) == 0)
+            return tt_transports[t];
+    return NULL;
+}
+
 const char *tt_links_choice(const tt_config_overrides_t *overrides, int same_host)
 {
     links_settings_t settings;
@@ -57,19 +66,11 @@ const char *tt_links_choice(const tt_config_overrides_t *overrides, int same_hos
     switch (via(&settings, same_host)) {
     case VIA_SHM: return "shm";
     case VIA_NET:
-        return settings.transports == LINKS_AUTO ? "rdma, else ucx"
-                                                 : links_choices[settings.transports];
+        if (settings.transports != LINKS_AUTO)
+            return links_choices[settings.transports];
+        return registered("rdma") != NULL ? "rdma, else ucx" : "ucx";
     default: return NULL;
     }
-}
-
-/* The registered transport called @p name, or NULL. */
-static const tt_transport_ops_t *registered(const char *name)
-{
-    for (size_t t = 0; tt_transports[t] != NULL; t++)
-        if (strcmp(tt_transports[t]->name, name) == 0)
-            return tt_transports[t];
-    return NULL;
 }
 
 /* The registered transport called @p name if it can run here, else NULL and why. */

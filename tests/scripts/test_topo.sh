@@ -102,7 +102,9 @@ expect '^cluster: 16 ranks on 4 hosts, 4 per host, 4 rails'
 expect 'link net alpha 3.00 us, beta 25.0 GB/s'
 expect 'reduce +gamma 40.0 GB/s'
 TUTTI_TRANSPORTS=auto run 0 cluster "$fixtures/cluster/4x4.txt"
-expect '^  transports \(TUTTI_TRANSPORTS\): inside a host shm, between hosts ucx$'
+expect '^  transports \(TUTTI_TRANSPORTS\): inside a host shm, between hosts (rdma, else ucx|ucx)$'
+TUTTI_TRANSPORTS=rdma run 0 cluster "$fixtures/cluster/4x4.txt"
+expect '^  transports \(TUTTI_TRANSPORTS\): inside a host rdma, between hosts rdma$'
 TUTTI_TRANSPORTS=ucx run 0 cluster "$fixtures/cluster/4x4.txt"
 expect '^  transports \(TUTTI_TRANSPORTS\): inside a host ucx, between hosts ucx$'
 TUTTI_TRANSPORTS=shm run 0 cluster "$fixtures/cluster/4x4.txt"
