@@ -3,6 +3,7 @@
 
 #include "transports/rdma/link.h"
 #include "util/log.h"
+#include "util/time.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -402,12 +403,13 @@ static int take_arrivals(rdma_transport_t *tl, rdma_link_t *link, tt_xfer_t **do
     return events;
 }
 
-/* Account for one completion; returns 1. */
-static int completed(rdma_transport_t *tl, const struct ibv_wc *wc, tt_xfer_t **done)
+/* Account for one completion, which came at @p now; returns 1. */
+static int completed(rdma_transport_t *tl, const struct ibv_wc *wc, int64_t now, tt_xfer_t **done)
 {
     rdma_link_t *link = &tl->links[wc->wr_id >> 2];
     int kind = (int)(wc->wr_id & 3);
 
+    link->last_heard = now;
     if (kind != WR_RECV)
         link->sq_used--;
     if (wc->status != IBV_WC_SUCCESS) {
@@ -426,9 +428,25 @@ static int completed(rdma_transport_t *tl, const struct ibv_wc *wc, tt_xfer_t **
     return 1;
 }
 
+/*
+ * A receive waits and nothing of ours to this peer is in flight, so a dead
+ * path would never show (only senders see retries fail): now and then write
+ * the peer a control word it already has. On a dead path that write fails
+ * the link within the retry time.
+ */
+static void probe_if_quiet(rdma_transport_t *tl, rdma_link_t *link, int64_t now)
+{
+    if (link->recvs.head == NULL || link->sq_used > 0 ||
+        now - link->last_heard < tl->settings.probe_interval)
+        return;
+    link->last_heard = now;
+    write_ctrl(tl, link, offsetof(rdma_ctrl_t, consumed));
+}
+
 int tt_rdma_progress(tt_transport_t *super, tt_xfer_t **done)
 {
     rdma_transport_t *tl = tt_container_of(super, rdma_transport_t, super);
+    int64_t now = tt_time_ns();
     int events = 0;
 
     for (int r = 0; r < tl->nrails; r++) {
@@ -436,7 +454,7 @@ int tt_rdma_progress(tt_transport_t *super, tt_xfer_t **done)
         int n;
         while ((n = ibv_poll_cq(tl->rails[r].cq, 16, wc)) > 0)
             for (int i = 0; i < n; i++)
-                events += completed(tl, &wc[i], done);
+                events += completed(tl, &wc[i], now, done);
     }
     for (int i = 0; i < tl->npeers * tl->nrails; i++) {
         rdma_link_t *link = &tl->links[i];
@@ -456,6 +474,7 @@ int tt_rdma_progress(tt_transport_t *super, tt_xfer_t **done)
             pump_reads(tl, link, done);
         events += take_arrivals(tl, link, done);
         tell_peer(tl, link);
+        probe_if_quiet(tl, link, now);
     }
     return events;
 }

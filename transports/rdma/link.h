@@ -29,6 +29,7 @@ typedef struct rdma_settings {
     size_t slots;
     size_t slot_size;
     size_t rndv_threshold;
+    int64_t probe_interval;
 } rdma_settings_t;
 
 /* The header at the start of every slot. */
@@ -104,6 +105,7 @@ typedef struct rdma_link {
     unsigned char *staging; /* for reads that the receiver combines */
     struct ibv_mr *staging_mr;
     uint64_t reads_finished;
+    int64_t last_heard; /* when a completion of this link last came (ns) */
 } rdma_link_t;
 
 typedef struct rdma_transport {

@@ -29,7 +29,8 @@
  * its transfers complete with TUTTI_ERR_LINK_FAILED and check_peers
  * reports rank, peer and device. How soon a silent peer counts as gone is
  * RDMA_TIMEOUT and RDMA_RETRY_COUNT: the defaults give up after about 0.3 s
- * (NCCL's take about 30 s).
+ * (NCCL's take about 30 s). Only a sender sees its retries fail, so a link
+ * that only waits to receive writes a probe every RDMA_PROBE_INTERVAL.
  *
  * libibverbs is loaded at run time (verbs.h), so libtutti runs where it is
  * missing; available() then says why the transport is off.
@@ -39,6 +40,7 @@
 #include "transports/rdma/link.h"
 #include "transports/rdma/rdma.h"
 #include "util/log.h"
+#include "util/time.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +71,10 @@ static const tt_config_field_t rdma_fields[] = {
      "messages of at least this many bytes are read by the receiver straight from the "
      "sender's buffer (zero-copy); smaller ones go through the slots",
      TT_CFG_SIZE, offsetof(rdma_settings_t, rndv_threshold), NULL},
+    {"RDMA_PROBE_INTERVAL", "100ms",
+     "a link that waits for its peer with nothing of ours in flight writes a probe this often, so "
+     "that a dead path fails its receives too (within about this plus the retry time)",
+     TT_CFG_DURATION, offsetof(rdma_settings_t, probe_interval), NULL},
 };
 
 static const tt_config_table_t rdma_config_table = {"rdma", rdma_fields, TT_ARRAY_SIZE(rdma_fields),
@@ -401,6 +407,7 @@ static tutti_status_t link_connect(rdma_transport_t *tl, rdma_link_t *link,
         return TUTTI_ERR_LINK_FAILED;
     }
     link->remote_ctrl = remote->ctrl_addr + (uint64_t)tl->rank * sizeof(rdma_ctrl_t);
+    link->last_heard = tt_time_ns();
     link->remote_rkey = remote->ctrl_rkey;
     return TUTTI_OK;
 }
