@@ -13,8 +13,8 @@
 #    link taken down (ip link set ... down under rxe0) once it runs: every
 #    rank must fail, logged as "tutti[rN] ERROR" naming the other rank (or
 #    the device), within TT_RDMA_FAULT_DEADLINE seconds of the cut, and exit
-#    with a failure status (no hang; exiting has taken up to about 50 s on
-#    the side of the cut). The time from the cut to each rank's error and to its exit is
+#    with a failure status (no hang; on the side of the cut, rxe's queue-pair
+#    destroy holds the exit for about 50 s). The time from the cut to each rank's error and to its exit is
 #    printed (VM 1 marks the cut in the shared run folder; VM 0 sees the mark
 #    within about 0.1 s, so both times are on one VM's clock).
 # One line per check, "ok - ..." or "FAIL - ...". Exit 0 when all passed, 1
@@ -181,8 +181,9 @@ first_error() {
 
 vm_fault() {
     local mark=$RDMA_VM_DIR/cut r peer cut_at err exit_line st_rank t_err t_exit verdict detail
-    # A rank behind the cut has been seen to take about 50 s to exit after its
-    # error (teardown behind a dead link, not yet understood): it must fail
+    # A rank behind the cut takes about 50 s to exit after its error: rxe's
+    # ibv_destroy_qp blocks that long in the kernel for a queue pair whose
+    # packets sit behind the downed interface (seen with strace). It must fail
     # within the deadline, and exit at all (no hang) within wait_s.
     local wait_s=$((fault_deadline + 120))
     use_transport
