@@ -10,6 +10,9 @@
 #endif
 #include "transports/transport.h"
 
+#include <stdio.h>
+#include <string.h>
+
 const tt_transport_ops_t *const tt_transports[] = {
     &tt_shm_transport_ops,
 #ifdef HAVE_UCX
@@ -20,3 +23,26 @@ const tt_transport_ops_t *const tt_transports[] = {
 #endif
     NULL,
 };
+
+const tt_transport_ops_t *tt_transport_find(const char *name)
+{
+    for (size_t t = 0; tt_transports[t] != NULL; t++)
+        if (strcmp(tt_transports[t]->name, name) == 0)
+            return tt_transports[t];
+    return NULL;
+}
+
+const tt_transport_ops_t *tt_transport_runnable(const char *name, char *why, size_t why_size)
+{
+    const tt_transport_ops_t *ops = tt_transport_find(name);
+
+    if (ops == NULL) {
+        snprintf(why, why_size, "not built in (configure found no %s)", name);
+        return NULL;
+    }
+    if (ops->size != sizeof(tt_transport_ops_t)) {
+        snprintf(why, why_size, "built for another transport interface");
+        return NULL;
+    }
+    return ops->available(why, why_size) ? ops : NULL;
+}

@@ -197,4 +197,13 @@ typedef struct tt_transport_ops {
 /* The registered transports, in preference order, NULL-terminated. */
 extern const tt_transport_ops_t *const tt_transports[];
 
+/* The registered transport called @p name, or NULL (not built in). */
+const tt_transport_ops_t *tt_transport_find(const char *name);
+
+/*
+ * The registered transport called @p name if it can run on this machine;
+ * else NULL, with the reason (not built in, no device, ...) in @p why.
+ */
+const tt_transport_ops_t *tt_transport_runnable(const char *name, char *why, size_t why_size);
+
 #endif

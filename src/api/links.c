@@ -48,15 +48,6 @@ static int via(const links_settings_t *s, int same_host)
     return same_host ? VIA_SHM : VIA_NONE;
 }
 
-/* The registered transport called @p name, or NULL. */
-static const tt_transport_ops_t *registered(const char *name)
-{
-    for (size_t t = 0; tt_transports[t] != NULL; t++)
-        if (strcmp(tt_transports[t]->name, name) == 0)
-            return tt_transports[t];
-    return NULL;
-}
-
 const char *tt_links_choice(const tt_config_overrides_t *overrides, int same_host)
 {
     links_settings_t settings;
@@ -68,32 +59,16 @@ const char *tt_links_choice(const tt_config_overrides_t *overrides, int same_hos
     case VIA_NET:
         if (settings.transports != LINKS_AUTO)
             return links_choices[settings.transports];
-        return registered("rdma") != NULL ? "rdma, else ucx" : "ucx";
+        return tt_transport_find("rdma") != NULL ? "rdma, else ucx" : "ucx";
     default: return NULL;
     }
-}
-
-/* The registered transport called @p name if it can run here, else NULL and why. */
-static const tt_transport_ops_t *runnable(const char *name, char *why, size_t why_size)
-{
-    const tt_transport_ops_t *ops = registered(name);
-
-    if (ops == NULL) {
-        snprintf(why, why_size, "not built in (configure found no %s)", name);
-        return NULL;
-    }
-    if (ops->size != sizeof(tt_transport_ops_t)) {
-        snprintf(why, why_size, "built for another transport interface");
-        return NULL;
-    }
-    return ops->available(why, why_size) ? ops : NULL;
 }
 
 /* The registered transport called @p name that can run here, or NULL (logged). */
 static const tt_transport_ops_t *usable_transport(const char *name, const char *needed_for)
 {
     char why[160] = "";
-    const tt_transport_ops_t *ops = runnable(name, why, sizeof(why));
+    const tt_transport_ops_t *ops = tt_transport_runnable(name, why, sizeof(why));
 
     if (ops == NULL)
         tt_error("transport %s, needed %s, cannot run: %s", name, needed_for, why);
@@ -114,7 +89,7 @@ static tutti_status_t agree_on_network(tutti_comm_t comm, int64_t deadline, cons
 
     if (all == NULL)
         return TUTTI_ERR_NO_MEMORY;
-    mine = runnable("rdma", why, sizeof(why)) != NULL;
+    mine = tt_transport_runnable("rdma", why, sizeof(why)) != NULL;
     if (!mine && atomic_exchange(&told, 1) == 0)
         tt_info("transport rdma is off: %s", why);
     status = tt_bootstrap_allgather(comm->bs, comm->ctx, comm->rank, comm->nranks,
@@ -127,7 +102,7 @@ static tutti_status_t agree_on_network(tutti_comm_t comm, int64_t deadline, cons
     if (with > 0 && with < comm->nranks && comm->rank == 0)
         tt_info("transport rdma runs on %d of %d ranks: using ucx between hosts", with,
                 comm->nranks);
-    *name_p = with == comm->nranks || registered("ucx") == NULL ? "rdma" : "ucx";
+    *name_p = with == comm->nranks || tt_transport_find("ucx") == NULL ? "rdma" : "ucx";
     return TUTTI_OK;
 }
 

@@ -41,14 +41,12 @@ static const transport_case_t cases[] = {
 /* The transport called @p name if it is built in and can run here; else NULL, saying why. */
 static const tt_transport_ops_t *runnable(const char *name)
 {
-    char why[160] = "not built in";
+    char why[160] = "";
+    const tt_transport_ops_t *ops = tt_transport_runnable(name, why, sizeof(why));
 
-    for (size_t t = 0; tt_transports[t] != NULL; t++)
-        if (strcmp(tt_transports[t]->name, name) == 0 &&
-            tt_transports[t]->available(why, sizeof(why)))
-            return tt_transports[t];
-    printf("check_transports: %s skipped: %s\n", name, why);
-    return NULL;
+    if (ops == NULL)
+        printf("check_transports: %s skipped: %s\n", name, why);
+    return ops;
 }
 
 static unsigned char pattern(int from, int to, size_t msg, size_t i)

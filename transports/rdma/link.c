@@ -67,15 +67,14 @@ void tt_rdma_fail_link(rdma_transport_t *tl, rdma_link_t *link, tutti_status_t s
 
 /* ---------------------------------------------------------------- data path */
 
+/* The link that carries @p x: to its peer, on the rail of its channel. */
 static rdma_link_t *link_of(rdma_transport_t *tl, const tt_xfer_t *x)
 {
     int i = tt_peer_index_of(tl->index_of_rank, tl->nranks, x->peer);
-    rdma_link_t *link;
 
     if (i < 0 || x->peer == tl->rank)
         return NULL;
-    link = &tl->links[i * tl->nrails + TT_MAX(x->channel, 0) % tl->nrails];
-    return link;
+    return &tl->links[i * tl->nrails + TT_MAX(x->channel, 0) % tl->nrails];
 }
 
 static tutti_status_t post(rdma_transport_t *tl, tt_xfer_t *x, int is_recv)
@@ -112,22 +111,37 @@ static int has_credit(const rdma_transport_t *tl, const rdma_link_t *link)
     return link->sent - consumed < tl->settings.slots && sq_room(tl, link);
 }
 
-/* Send the next slot, whose header and payload are filled in, of @p len bytes in all. */
-static int post_slot_send(rdma_transport_t *tl, rdma_link_t *link, unsigned char *slot, size_t len)
+/*
+ * Post one signalled work request of @p kind (WR_SEND, WR_READ, WR_CTRL) on
+ * @p link's send queue: @p len bytes at @p local (key @p lkey), and for RDMA
+ * operations at @p remote (key @p rkey) on the peer. ibv_post_send's result.
+ */
+static int post_wr(rdma_transport_t *tl, rdma_link_t *link, int kind, enum ibv_wr_opcode opcode,
+                   const void *local, size_t len, uint32_t lkey, uint64_t remote, uint32_t rkey)
 {
-    struct ibv_sge sge = {(uintptr_t)slot, (uint32_t)len, tl->rails[link->rail].slots_mr->lkey};
-    struct ibv_send_wr wr = {.wr_id = WR_ID(link - tl->links, WR_SEND),
+    struct ibv_sge sge = {(uintptr_t)local, (uint32_t)len, lkey};
+    struct ibv_send_wr wr = {.wr_id = WR_ID(link - tl->links, kind),
                              .sg_list = &sge,
                              .num_sge = 1,
-                             .opcode = IBV_WR_SEND,
-                             .send_flags = IBV_SEND_SIGNALED},
+                             .opcode = opcode,
+                             .send_flags = IBV_SEND_SIGNALED,
+                             .wr.rdma = {remote, rkey}},
                        *bad;
     int rc = ibv_post_send(link->qp, &wr, &bad);
 
-    if (rc == 0) {
-        link->sent++;
+    if (rc == 0)
         link->sq_used++;
-    }
+    return rc;
+}
+
+/* Send the next slot, whose header and payload are filled in, of @p len bytes in all. */
+static int post_slot_send(rdma_transport_t *tl, rdma_link_t *link, unsigned char *slot, size_t len)
+{
+    int rc = post_wr(tl, link, WR_SEND, IBV_WR_SEND, slot, len,
+                     tl->rails[link->rail].slots_mr->lkey, 0, 0);
+
+    if (rc == 0)
+        link->sent++;
     return rc;
 }
 
@@ -218,27 +232,14 @@ static int finish_announced(rdma_transport_t *tl, rdma_link_t *link, tt_xfer_t *
     return events;
 }
 
-/* Write our word @p field of @p link's control words into the peer's copy. */
+/* Write our word @p field of @p link's control words into the peer's copy; 1 if posted. */
 static int write_ctrl(rdma_transport_t *tl, rdma_link_t *link, size_t field)
 {
-    rdma_rail_t *rail = &tl->rails[link->rail];
-    struct ibv_sge sge = {(uintptr_t)link->ctrl_out + field, sizeof(uint64_t),
-                          rail->ctrl_out_mr->lkey};
-    struct ibv_send_wr wr = {.wr_id = WR_ID(link - tl->links, WR_CTRL),
-                             .sg_list = &sge,
-                             .num_sge = 1,
-                             .opcode = IBV_WR_RDMA_WRITE,
-                             .send_flags = IBV_SEND_SIGNALED,
-                             .wr.rdma = {link->remote_ctrl + field, link->remote_rkey}},
-                       *bad;
-    int rc;
-
     if (link->sq_used >= tl->sq_depth)
         return 0;
-    rc = ibv_post_send(link->qp, &wr, &bad);
-    if (rc == 0)
-        link->sq_used++;
-    return rc == 0;
+    return post_wr(tl, link, WR_CTRL, IBV_WR_RDMA_WRITE, (const char *)link->ctrl_out + field,
+                   sizeof(uint64_t), tl->rails[link->rail].ctrl_out_mr->lkey,
+                   link->remote_ctrl + field, link->remote_rkey) == 0;
 }
 
 /*
@@ -320,20 +321,12 @@ static void pump_reads(rdma_transport_t *tl, rdma_link_t *link, tt_xfer_t **done
         struct ibv_mr *mr = x->consume != NULL ? link->staging_mr : link->read_mr;
         unsigned char *to =
             x->consume != NULL ? link->staging : (unsigned char *)x->buf + link->read_posted;
-        struct ibv_sge sge = {(uintptr_t)to, (uint32_t)len, mr->lkey};
-        struct ibv_send_wr wr = {.wr_id = WR_ID(link - tl->links, WR_READ),
-                                 .sg_list = &sge,
-                                 .num_sge = 1,
-                                 .opcode = IBV_WR_RDMA_READ,
-                                 .send_flags = IBV_SEND_SIGNALED,
-                                 .wr.rdma = {link->read_addr + link->read_posted, link->read_rkey}},
-                           *bad;
 
-        if (ibv_post_send(link->qp, &wr, &bad) != 0) {
+        if (post_wr(tl, link, WR_READ, IBV_WR_RDMA_READ, to, len, mr->lkey,
+                    link->read_addr + link->read_posted, link->read_rkey) != 0) {
             tt_rdma_fail_link(tl, link, TUTTI_ERR_LINK_FAILED, done, "cannot post an RDMA read");
             return;
         }
-        link->sq_used++;
         link->reads_out++;
         link->read_posted += len;
     }
