@@ -1,5 +1,5 @@
 /* Spin, then yield, then sleep; see backoff.h. */
-#include "config.h"
+#include <config.h> /* the build's: "config.h" would find util/config.h */
 
 #include "util/backoff.h"
 

@@ -1,5 +1,5 @@
 /* Settings tables: parsing values and layering override > environment > default. */
-#include "config.h"
+#include <config.h> /* the build's: "config.h" would find util/config.h */
 
 #include "util/config.h"
 

@@ -1,5 +1,5 @@
 /* Logging to stderr with a rank prefix; see log.h. */
-#include "config.h"
+#include <config.h> /* the build's: "config.h" would find util/config.h */
 
 #include "util/log.h"
 

@@ -1,5 +1,5 @@
 /* Random bytes from getrandom(2); see random.h. */
-#include "config.h"
+#include <config.h> /* the build's: "config.h" would find util/config.h */
 
 #include "util/random.h"
 

@@ -1,5 +1,5 @@
 /* SHA-256 and HMAC-SHA-256; see sha256.h. */
-#include "config.h"
+#include <config.h> /* the build's: "config.h" would find util/config.h */
 
 #include "util/sha256.h"
 

@@ -1,5 +1,5 @@
 /* Names of statuses, datatypes and operations: the public lookup tables. */
-#include "config.h"
+#include <config.h> /* the build's: "config.h" would find util/config.h */
 
 #include "tutti.h"
 

@@ -3,7 +3,9 @@
  * every message size around its protocol boundaries (slots, single-copy or
  * zero-copy thresholds, read pieces), receives that consume data piece by
  * piece, ordering with many messages in flight both ways, and mismatched
- * messages. One test case per transport (CK_RUN_CASE=shm, ucx, rdma); a
+ * messages, and buffers whose memory is freed, remapped or dropped between
+ * messages (what a registration cache must notice). One test case per
+ * transport (CK_RUN_CASE=shm, ucx, rdma); a
  * transport not built in or not runnable here (rdma without a device) says
  * so and is skipped.
  */
@@ -16,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define MAX_SETTINGS 4
 
@@ -35,7 +39,10 @@ static const transport_case_t cases[] = {
     /* everything through the slots, four of them: credits run out all the time */
     {"rdma", {{"RDMA_RNDV_THRESHOLD", "1G"}, {"RDMA_SLOTS", "4"}, {"RDMA_SLOT_SIZE", "1K"}}},
     /* everything from a few bytes on read by the receiver */
-    {"rdma", {{"RDMA_RNDV_THRESHOLD", "2"}}},
+    /* everything from a few bytes on read by the receiver, registered for each message */
+    {"rdma", {{"RDMA_RNDV_THRESHOLD", "2"}, {"RDMA_REG_CACHE", "0"}}},
+    /* a registration cache of two entries: it evicts all the time */
+    {"rdma", {{"RDMA_REG_CACHE_ENTRIES", "2"}, {"RDMA_REG_CACHE", "3M"}}},
 };
 
 /* The transport called @p name if it is built in and can run here; else NULL, saying why. */
@@ -136,6 +143,112 @@ static int exchange_rank(int rank, int n, const tutti_unique_id_t *uid, void *ar
     return 0;
 }
 
+/* How a buffer's memory changes between two messages sent from, or received into, it. */
+enum reuse { REUSE_SAME, REUSE_REMAP, REUSE_DROP, REUSE_FREE };
+
+static const char *const reuse_names[] = {"written again", "unmapped and mapped again",
+                                          "dropped (MADV_DONTNEED)", "freed and allocated again"};
+
+#define REUSE_LEN ((size_t)(1 << 20) + 3) /* read by the receiver on RDMA, single-copy on shm */
+#define REUSE_MAP (2 * REUSE_LEN)
+
+/*
+ * Change the memory behind @p buf (5 bytes into a mapping of REUSE_MAP) as
+ * @p how says, keeping the address (the case a stale registration gets
+ * wrong); returns the buffer, NULL on failure.
+ */
+static unsigned char *reuse(unsigned char *buf, enum reuse how)
+{
+    unsigned char *base = buf - 5;
+
+    switch (how) {
+    case REUSE_SAME: return buf;
+    case REUSE_REMAP:
+        munmap(base, REUSE_MAP);
+        base = mmap(base, REUSE_MAP, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        return base == MAP_FAILED ? NULL : base + 5;
+    case REUSE_DROP: return madvise(base, REUSE_MAP, MADV_DONTNEED) == 0 ? buf : NULL;
+    default: return NULL;
+    }
+}
+
+/* Ranks 0 and 1 swap a message from @p from into @p into; 0, or why not in @p why. */
+static int swap_once(const tt_transport_ops_t *ops, tt_test_links_t *ls, int rank, int round,
+                     unsigned char *from, unsigned char *into, const char **why)
+{
+    tt_xfer_t s = {.buf = from, .len = REUSE_LEN, .peer = 1 - rank, .tag = (uint64_t)round};
+    tt_xfer_t r = {.buf = into, .len = REUSE_LEN, .peer = 1 - rank, .tag = (uint64_t)round};
+    tutti_status_t status;
+
+    for (size_t i = 0; i < REUSE_LEN; i++)
+        from[i] = pattern(rank, 1 - rank, (size_t)round, i);
+    memset(into, 0, REUSE_LEN);
+    if (ops->send(ls->tl, &s) != TUTTI_OK || ops->recv(ls->tl, &r) != TUTTI_OK) {
+        *why = "posting failed";
+        return 1;
+    }
+    /* Both complete: the peer is done with our buffer, and we have its message. */
+    status = tt_test_drive(ls->tl, 2, 60);
+    if (status != TUTTI_OK) {
+        *why = tutti_status_string(status);
+        return 1;
+    }
+    for (size_t i = 0; i < REUSE_LEN; i++)
+        if (into[i] != pattern(1 - rank, rank, (size_t)round, i)) {
+            *why = "wrong data";
+            return 1;
+        }
+    return 0;
+}
+
+/*
+ * Ranks 0 and 1 swap messages from and into buffers at odd addresses,
+ * changing each buffer's memory in every way between messages; every
+ * message must carry its own contents.
+ */
+static int reuse_rank(int rank, int n, const tutti_unique_id_t *uid, void *arg)
+{
+    const transport_case_t *c = arg;
+    const tt_transport_ops_t *ops = runnable(c->transport);
+    unsigned char *bufs[2]; /* send, receive */
+    const char *why = NULL;
+    tt_test_links_t ls;
+    int round = 0;
+
+    if (ops == NULL || tt_test_links_open(rank, n, uid, ops, c->settings, &ls, NULL) != TUTTI_OK)
+        return tt_fail(rank, "cannot wire %s", c->transport);
+    for (int b = 0; b < 2; b++) {
+        unsigned char *map =
+            mmap(NULL, REUSE_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (map == MAP_FAILED)
+            return tt_fail(rank, "cannot map buffers");
+        bufs[b] = map + 5;
+    }
+    if (swap_once(ops, &ls, rank, round++, bufs[0], bufs[1], &why) != 0)
+        return tt_fail(rank, "%s: new buffers: %s", c->transport, why);
+    for (enum reuse how = REUSE_SAME; how < REUSE_FREE; how++) {
+        if ((bufs[0] = reuse(bufs[0], how)) == NULL || (bufs[1] = reuse(bufs[1], how)) == NULL)
+            return tt_fail(rank, "cannot change the buffers' memory (%s)", reuse_names[how]);
+        if (swap_once(ops, &ls, rank, round++, bufs[0], bufs[1], &why) != 0)
+            return tt_fail(rank, "%s: buffers %s: %s", c->transport, reuse_names[how], why);
+    }
+    /* malloc's own blocks, twice: the second pair is likely where the first was */
+    for (int twice = 0; twice < 2; twice++) {
+        unsigned char *from = malloc(REUSE_LEN), *into = malloc(REUSE_LEN);
+        if (from == NULL || into == NULL)
+            return tt_fail(rank, "out of memory");
+        if (swap_once(ops, &ls, rank, round++, from, into, &why) != 0)
+            return tt_fail(rank, "%s: buffers %s: %s", c->transport, reuse_names[REUSE_FREE], why);
+        free(from);
+        free(into);
+    }
+    munmap(bufs[0] - 5, REUSE_MAP);
+    munmap(bufs[1] - 5, REUSE_MAP);
+    tt_test_links_close(&ls, rank, n);
+    return 0;
+}
+
 /* Rank 1 sends a message rank 0 does not expect (by tag, or by length): a protocol error. */
 typedef struct mismatch {
     const transport_case_t *c;
@@ -188,6 +301,8 @@ static void run_transport(const char *name)
         for (int n = 2; n <= 3; n++)
             ck_assert_msg(tt_run_ranks(n, exchange_rank, (void *)c, 180) == 0,
                           "%s case %zu on %d ranks failed", name, i, n);
+        ck_assert_msg(tt_run_ranks(2, reuse_rank, (void *)c, 120) == 0,
+                      "%s case %zu: reused buffers failed", name, i);
         /* a wrong tag; longer and shorter than expected, each side of every boundary */
         mismatch_t ms[] = {{c, 100, 100, 8},
                            {c, 100, 4000, 7},

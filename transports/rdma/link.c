@@ -155,27 +155,29 @@ static int announce(rdma_transport_t *tl, rdma_link_t *link, tt_xfer_t *x, tt_xf
 {
     unsigned char *slot = next_send_slot(tl, link);
     rdma_header_t h = {.flags = MSG_FIRST | MSG_RTS, .msg_len = x->len, .tag = x->tag};
-    struct ibv_mr *mr;
+    tt_rdma_regcache_t *regcache = tl->rails[link->rail].regcache;
+    tt_rdma_reg_t reg;
+    int rc;
 
     if (!has_credit(tl, link) || link->announced - link->announced_done >= tl->settings.slots)
         return 0;
-    mr = tl->v->reg_mr(tl->rails[link->rail].port.pd, x->buf, x->len, IBV_ACCESS_REMOTE_READ);
-    if (mr == NULL) {
+    rc = tt_rdma_reg_acquire(regcache, x->buf, x->len, IBV_ACCESS_REMOTE_READ, &reg);
+    if (rc != 0) {
         tt_error("rdma: cannot register a %zu-byte send buffer on %s: %s (locked-memory limit? "
                  "see ulimit -l)",
-                 x->len, tl->rails[link->rail].port.name, strerror(errno));
+                 x->len, tl->rails[link->rail].port.name, strerror(rc));
         tt_xfer_complete(tt_xfer_queue_pop(&link->sends), TUTTI_ERR_NO_MEMORY, done);
         return 1;
     }
     h.addr = (uintptr_t)x->buf;
-    h.rkey = mr->rkey;
+    h.rkey = reg.mr->rkey;
     memcpy(slot, &h, sizeof(h));
     if (post_slot_send(tl, link, slot, HEADER_BYTES) != 0) {
-        tl->v->dereg_mr(mr);
+        tt_rdma_reg_release(regcache, &reg);
         tt_rdma_fail_link(tl, link, TUTTI_ERR_LINK_FAILED, done, "cannot post a send");
         return 1;
     }
-    link->announced_mrs[link->announced++ % tl->settings.slots] = mr;
+    link->announced_regs[link->announced++ % tl->settings.slots] = reg;
     tt_xfer_queue_push(&link->awaiting_reader, tt_xfer_queue_pop(&link->sends));
     return 1;
 }
@@ -225,7 +227,8 @@ static int finish_announced(rdma_transport_t *tl, rdma_link_t *link, tt_xfer_t *
     int events = 0;
 
     while (link->announced_done < read && link->awaiting_reader.head != NULL) {
-        tl->v->dereg_mr(link->announced_mrs[link->announced_done++ % tl->settings.slots]);
+        tt_rdma_reg_release(tl->rails[link->rail].regcache,
+                            &link->announced_regs[link->announced_done++ % tl->settings.slots]);
         tt_xfer_complete(tt_xfer_queue_pop(&link->awaiting_reader), TUTTI_OK, done);
         events++;
     }
@@ -280,19 +283,23 @@ static int take_slot(rdma_transport_t *tl, rdma_link_t *link, tt_xfer_t **done)
 static int start_read(rdma_transport_t *tl, rdma_link_t *link, tt_xfer_t *x, const rdma_header_t *h,
                       tt_xfer_t **done)
 {
-    struct ibv_pd *pd = tl->rails[link->rail].port.pd;
+    rdma_rail_t *rail = &tl->rails[link->rail];
+    int rc = 0;
 
     if (x->consume != NULL && link->staging == NULL) {
         link->staging = aligned_alloc(4096, tl->read_piece);
-        link->staging_mr = link->staging != NULL ? tl->v->reg_mr(pd, link->staging, tl->read_piece,
-                                                                 IBV_ACCESS_LOCAL_WRITE)
-                                                 : NULL;
+        link->staging_mr = link->staging != NULL
+                               ? tl->v->reg_mr(rail->port.pd, link->staging, tl->read_piece,
+                                               IBV_ACCESS_LOCAL_WRITE)
+                               : NULL;
+        rc = link->staging_mr == NULL ? errno : 0;
     } else if (x->consume == NULL) {
-        link->read_mr = tl->v->reg_mr(pd, x->buf, x->len, IBV_ACCESS_LOCAL_WRITE);
+        rc = tt_rdma_reg_acquire(rail->regcache, x->buf, x->len, IBV_ACCESS_LOCAL_WRITE,
+                                 &link->read_reg);
     }
-    if (x->consume != NULL ? link->staging_mr == NULL : link->read_mr == NULL) {
+    if (rc != 0) {
         tt_error("rdma: cannot register a %zu-byte receive buffer on %s: %s", x->len,
-                 tl->rails[link->rail].port.name, strerror(errno));
+                 rail->port.name, strerror(rc));
         tt_xfer_complete(tt_xfer_queue_pop(&link->recvs), TUTTI_ERR_NO_MEMORY, done);
         return 0;
     }
@@ -318,7 +325,7 @@ static void pump_reads(rdma_transport_t *tl, rdma_link_t *link, tt_xfer_t **done
 
     while (link->reads_out < limit && link->read_posted < x->len && sq_room(tl, link)) {
         size_t len = read_len(tl, x, link->read_posted);
-        struct ibv_mr *mr = x->consume != NULL ? link->staging_mr : link->read_mr;
+        struct ibv_mr *mr = x->consume != NULL ? link->staging_mr : link->read_reg.mr;
         unsigned char *to =
             x->consume != NULL ? link->staging : (unsigned char *)x->buf + link->read_posted;
 
@@ -344,10 +351,7 @@ static void read_finished(rdma_transport_t *tl, rdma_link_t *link, tt_xfer_t **d
     link->reads_out--;
     if (link->read_done < x->len)
         return;
-    if (link->read_mr != NULL) {
-        tl->v->dereg_mr(link->read_mr);
-        link->read_mr = NULL;
-    }
+    tt_rdma_reg_release(tl->rails[link->rail].regcache, &link->read_reg);
     link->reading = 0;
     link->reads_finished++;
     tt_xfer_complete(tt_xfer_queue_pop(&link->recvs), TUTTI_OK, done);

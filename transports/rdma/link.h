@@ -7,6 +7,7 @@
 #define TT_RDMA_LINK_H
 
 #include "transports/rdma/device.h"
+#include "transports/rdma/regcache.h"
 #include "transports/transport.h"
 
 #include <stdatomic.h>
@@ -30,6 +31,8 @@ typedef struct rdma_settings {
     size_t slot_size;
     size_t rndv_threshold;
     int64_t probe_interval;
+    size_t reg_cache_bytes;
+    size_t reg_cache_entries;
 } rdma_settings_t;
 
 /* The header at the start of every slot. */
@@ -74,6 +77,7 @@ typedef struct rdma_rail {
     rdma_ctrl_t *ctrl_out; /* nranks words we write from */
     unsigned char *slots;  /* every link's send and receive slots */
     struct ibv_mr *ctrl_in_mr, *ctrl_out_mr, *slots_mr;
+    tt_rdma_regcache_t *regcache; /* user buffers */
 } rdma_rail_t;
 
 /* One queue pair: to one peer, on one rail. */
@@ -91,7 +95,7 @@ typedef struct rdma_link {
     /* sending */
     tt_xfer_queue_t sends;           /* not wholly posted yet */
     tt_xfer_queue_t awaiting_reader; /* announced, the peer reads them */
-    struct ibv_mr **announced_mrs;   /* their registrations, a ring of SLOTS */
+    tt_rdma_reg_t *announced_regs;   /* their registrations, a ring of SLOTS */
     uint64_t sent, announced, announced_done;
     /* receiving */
     tt_xfer_queue_t recvs; /* posted; the head is being filled */
@@ -99,7 +103,7 @@ typedef struct rdma_link {
     int reading; /* the head receive's message is being read */
     uint64_t read_addr;
     uint32_t read_rkey;
-    struct ibv_mr *read_mr;
+    tt_rdma_reg_t read_reg;
     size_t read_posted, read_done;
     int reads_out;
     unsigned char *staging; /* for reads that the receiver combines */

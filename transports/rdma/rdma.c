@@ -19,9 +19,10 @@
  *     the sender's control word, which completes the send. Zero-copy on
  *     both ends. (A receive whose data is combined reads piece by piece
  *     into a staging buffer and hands the pieces over.)
- * User buffers are registered for the one message and deregistered when it
- * completes, so memory the user frees or reuses can never be reached
- * through a stale registration.
+ * User buffers stay registered between messages in a bounded cache per
+ * device (regcache.h), which hears from the kernel when their memory goes
+ * away, so memory the user frees or reuses is never reached through a
+ * stale registration.
  *
  * Failures: a completion with an error (retry count exceeded when the peer
  * or the wire is gone, flushes after that), and the device's asynchronous
@@ -71,6 +72,12 @@ static const tt_config_field_t rdma_fields[] = {
      "messages of at least this many bytes are read by the receiver straight from the "
      "sender's buffer (zero-copy); smaller ones go through the slots",
      TT_CFG_SIZE, offsetof(rdma_settings_t, rndv_threshold), NULL},
+    {"RDMA_REG_CACHE", "1G",
+     "user-buffer bytes each device keeps registered (pinned) between messages, so that buffers "
+     "used again are not registered again; 0 registers every large message's buffers afresh",
+     TT_CFG_SIZE, offsetof(rdma_settings_t, reg_cache_bytes), NULL},
+    {"RDMA_REG_CACHE_ENTRIES", "64", "buffers each device keeps registered at most", TT_CFG_SIZE,
+     offsetof(rdma_settings_t, reg_cache_entries), NULL},
     {"RDMA_PROBE_INTERVAL", "100ms",
      "a link that waits for its peer with nothing of ours in flight writes a probe this often, so "
      "that a dead path fails its receives too (within about this plus the retry time)",
@@ -157,8 +164,11 @@ static tutti_status_t rail_open(rdma_transport_t *tl, int r, const char *device,
     rail->ctrl_in = aligned_alloc(TT_CACHE_LINE, TT_ALIGN_UP(ctrl_bytes, TT_CACHE_LINE));
     rail->ctrl_out = aligned_alloc(TT_CACHE_LINE, TT_ALIGN_UP(ctrl_bytes, TT_CACHE_LINE));
     rail->slots = slot_bytes > 0 ? aligned_alloc(4096, TT_ALIGN_UP(slot_bytes, 4096)) : NULL;
+    rail->regcache =
+        tt_rdma_regcache_create(v, rail->port.pd, rail->port.name, tl->settings.reg_cache_entries,
+                                tl->settings.reg_cache_bytes);
     if (rail->cq == NULL || rail->ctrl_in == NULL || rail->ctrl_out == NULL ||
-        (slot_bytes > 0 && rail->slots == NULL)) {
+        (slot_bytes > 0 && rail->slots == NULL) || rail->regcache == NULL) {
         tt_error("rdma: cannot make the completion queue or buffers of %s", rail->port.name);
         return TUTTI_ERR_NO_MEMORY;
     }
@@ -184,6 +194,7 @@ static void rail_close(const tt_verbs_t *v, rdma_rail_t *rail)
 {
     struct ibv_mr *mrs[] = {rail->ctrl_in_mr, rail->ctrl_out_mr, rail->slots_mr};
 
+    tt_rdma_regcache_destroy(rail->regcache);
     for (size_t i = 0; i < TT_ARRAY_SIZE(mrs); i++)
         if (mrs[i] != NULL)
             v->dereg_mr(mrs[i]);
@@ -219,8 +230,9 @@ static tutti_status_t link_open(rdma_transport_t *tl, rdma_link_t *link, unsigne
     link->recv_slots = slots + tl->settings.slots * tl->settings.slot_size;
     link->ctrl_in = &rail->ctrl_in[link->peer];
     link->ctrl_out = &rail->ctrl_out[link->peer];
-    link->announced_mrs = calloc(tl->settings.slots, sizeof(*link->announced_mrs));
-    link->qp = link->announced_mrs != NULL ? tl->v->create_qp(rail->port.pd, &init) : NULL;
+    link->read_reg = (tt_rdma_reg_t){NULL, -1};
+    link->announced_regs = calloc(tl->settings.slots, sizeof(*link->announced_regs));
+    link->qp = link->announced_regs != NULL ? tl->v->create_qp(rail->port.pd, &init) : NULL;
     if (link->qp == NULL) {
         tt_error("rdma: cannot make a queue pair on %s for rank %d: %s", rail->port.name,
                  link->peer, strerror(errno));
@@ -245,13 +257,13 @@ static void link_close(rdma_transport_t *tl, rdma_link_t *link)
     if (link->qp != NULL)
         tl->v->destroy_qp(link->qp);
     for (uint64_t i = link->announced_done; i < link->announced; i++)
-        tl->v->dereg_mr(link->announced_mrs[i % tl->settings.slots]);
-    if (link->read_mr != NULL)
-        tl->v->dereg_mr(link->read_mr);
+        tt_rdma_reg_release(tl->rails[link->rail].regcache,
+                            &link->announced_regs[i % tl->settings.slots]);
+    tt_rdma_reg_release(tl->rails[link->rail].regcache, &link->read_reg);
     if (link->staging_mr != NULL)
         tl->v->dereg_mr(link->staging_mr);
     free(link->staging);
-    free(link->announced_mrs);
+    free(link->announced_regs);
 }
 
 static void rdma_destroy(tt_transport_t *super)
