@@ -31,6 +31,10 @@
 #                compete for the CPU: figures are for comparing runs on this
 #                test bed, not for predicting hardware.
 #
+# --uncached-too  in each round, tutti also runs with its registration cache
+#            off (TUTTI_RDMA_REG_CACHE=0: every large message registers its
+#            buffers), and a second table compares the two.
+#
 # Options: --vms 1|2, --rounds N (3), --sizes "64K 256K 1M 4M 16M",
 # --iters N (tutti-perf timed calls per size, 5), --mib M (MiB that
 # ib_write_bw writes per size, 128), --timeout S (VM run, 1800), --log FILE
@@ -54,6 +58,7 @@ mib=128
 timeout_s=1800
 port=29600
 log=
+uncached_too=0
 
 usage() {
     sed -n '2,/^set -uo/p' "$self" | sed '$d; s/^# \{0,1\}//'
@@ -104,10 +109,10 @@ vm_write_bw() {
     grep -q "^ *$size " "$out" || sed 's/^/  | /' "$out" | tail -n 15
 }
 
-# tutti-perf $2 over every size in round $1; prints "DATA round COLL size
+# tutti-perf $2 over every size in round $1; prints "DATA round COLL$3 size
 # algbw-MB/s" from the out-of-place times (bytes / us = MB/s).
 vm_tutti() {
-    local round=$1 coll=$2 lo hi out=/tmp/tutti.log st r
+    local round=$1 coll=$2 label=$2${3:-} lo hi out=/tmp/tutti.log st r
     lo=$(bytes "${sizes%% *}")
     hi=$(bytes "${sizes##* }")
     local perf=("$builddir/perf/tutti-perf" "$coll" -b "$lo" -e "$hi" -f 4 -n "$iters" -w 1 -c 0)
@@ -125,7 +130,7 @@ vm_tutti() {
     fi
     [ "$st" = 0 ] || tail -n 15 "$out" | sed 's/^/  | /'
     # Rows: [0] size count type redop root time algbw busbw #wrong ...
-    sed 's/^\[0\] *//' "$out" | awk -v r="$round" -v c="$coll" -v st="$st" '
+    sed 's/^\[0\] *//' "$out" | awk -v r="$round" -v c="$label" -v st="$st" '
         $1 ~ /^[0-9]+$/ && NF >= 9 && st == 0 && $6 + 0 > 0 { printf "DATA %s %s %s %.3f\n", r, c, $1, $1 / $6 }'
 }
 
@@ -137,6 +142,9 @@ in_vm() {
         for size in $sizes; do vm_write_bw "$round" "$(bytes "$size")"; done
         vm_tutti "$round" allreduce
         vm_tutti "$round" alltoall
+        [ "$uncached_too" = 1 ] || continue
+        TUTTI_RDMA_REG_CACHE=0 vm_tutti "$round" allreduce -uncached
+        TUTTI_RDMA_REG_CACHE=0 vm_tutti "$round" alltoall -uncached
     done
 }
 
@@ -176,13 +184,24 @@ table() {
             printf " %11d %12s | %s %s %s | %s %s %s\n", s, fmt(w), fmt(ar), fmt(arb), ratio(arb, w),
                 fmt(aa), fmt(aab), ratio(aab, w)
         }
+        if (!(("allreduce-uncached " list[1]) in vals)) exit
+        printf "# registration cache on / off (TUTTI_RDMA_REG_CACHE=0): algbw MB/s, medians\n"
+        printf "#%11s | %9s %9s %6s | %9s %9s %6s\n", "size (B)", "allreduce", "uncached", "gain",
+            "alltoall", "uncached", "gain"
+        for (i = 1; i <= n; i++) {
+            s = list[i]
+            ar = median("allreduce " s); aru = median("allreduce-uncached " s)
+            aa = median("alltoall " s); aau = median("alltoall-uncached " s)
+            printf " %11d | %s %s %s | %s %s %s\n", s, fmt(ar), fmt(aru), ratio(ar, aru),
+                fmt(aa), fmt(aau), ratio(aa, aau)
+        }
     }'
 }
 
 main() {
     local builddir_arg='' cmd v fwd=() st t0=$SECONDS listed
     if [ "${1:-}" = --in-vm ]; then
-        builddir=$2 vms=$3 rounds=$4 sizes=$5 iters=$6 mib=$7 secret=$8
+        builddir=$2 vms=$3 rounds=$4 sizes=$5 iters=$6 mib=$7 secret=$8 uncached_too=$9
         in_vm
         exit
     fi
@@ -195,6 +214,7 @@ main() {
         --mib) mib=${2:?}; shift 2 ;;
         --timeout) timeout_s=${2:?}; shift 2 ;;
         --log) log=${2:?}; shift 2 ;;
+        --uncached-too) uncached_too=1; shift ;;
         -h | --help) usage; exit 0 ;;
         -*) usage >&2; exit 2 ;;
         *) builddir_arg=$1; shift ;;
@@ -215,7 +235,7 @@ main() {
     done
     secret=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
     cmd=$(printf '%q ' env "${fwd[@]}" TT_RDMA_TRANSPORT="$transport" bash "$self" --in-vm \
-        "$builddir" "$vms" "$rounds" "$sizes" "$iters" "$mib" "$secret")
+        "$builddir" "$vms" "$rounds" "$sizes" "$iters" "$mib" "$secret" "$uncached_too")
     if [ -n "$log" ]; then
         out=$log
     else

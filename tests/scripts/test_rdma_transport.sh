@@ -2,7 +2,8 @@
 # A transport over real verbs, in the Soft-RoCE test bed (scripts/rdma-vm.sh):
 # every peer is reached through TUTTI_TRANSPORTS=$TT_RDMA_TRANSPORT (default
 # rdma) on the VMs' rxe0.
-#  - one VM: the RDMA transport's own tests (check_transports, case rdma),
+#  - one VM: the RDMA transport's own tests (check_transports, case rdma;
+#    check_regcache and check_memwatch, the registration cache),
 #    check_collectives (every collective, datatype and op against the
 #    reference) in the configurations TT_RDMA_CK_CONFIGS; then tutti-perf,
 #    results checked, for every collective on 2 and 4 ranks;
@@ -14,8 +15,8 @@
 #    rank must fail, logged as "tutti[rN] ERROR" naming the other rank (or
 #    the device), within TT_RDMA_FAULT_DEADLINE seconds of the cut, and exit
 #    with a failure status (no hang; on the side of the cut, rxe's queue-pair
-#    destroy holds the exit for about 50 s). The time from the cut to each rank's error and to its exit is
-#    printed (VM 1 marks the cut in the shared run folder; VM 0 sees the mark
+#    destroy holds the exit for about 50 s). The time from the cut to each
+#    rank's error and to its exit is printed (VM 1 marks the cut in the shared run folder; VM 0 sees the mark
 #    within about 0.1 s, so both times are on one VM's clock).
 # One line per check, "ok - ..." or "FAIL - ...". Exit 0 when all passed, 1
 # when one failed, 77 (skipped) when not root, when QEMU cannot be installed
@@ -94,6 +95,15 @@ vm_one() {
         tail -n 1 "$log"
         [ "$st" -eq 0 ] || show_tail "$log" 40
         result check_transports "$st" "$(since "$t0")"
+        echo "== check_regcache and check_memwatch, the registration cache"
+        t0=$EPOCHREALTIME
+        { timeout 300 "$builddir/tests/unit/check_regcache" &&
+            timeout 300 "$builddir/tests/unit/check_memwatch"; } > "$log" 2>&1
+        st=$?
+        grep -q 'skipped\|refused' "$log" && st=1 # they must run here
+        grep -E '^[0-9]+%: Checks' "$log"
+        [ "$st" -eq 0 ] || show_tail "$log" 40
+        result check_regcache "$st" "$(since "$t0")"
     fi
     for config in $ck_configs; do
         echo "== check_collectives, configuration $config, TT_TEST_RANK_COUNTS=$ck_ranks"
@@ -373,7 +383,7 @@ main() {
     prepare_bed
     secret=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
     run_stage one 2400
-    checks=(check_transports)
+    checks=(check_transports check_regcache)
     for config in $ck_configs; do checks+=("check_collectives:$config"); done
     for n in 2 4; do
         for coll in "${collectives[@]}"; do checks+=("perf:$coll:${n}ranks"); done
