@@ -34,7 +34,7 @@ readonly vm_modules=(virtio_pci virtio_net 9pnet_virtio 9p overlay
 usage() {
     cat <<EOF
 usage: scripts/rdma-vm.sh prepare
-       scripts/rdma-vm.sh run [--vms 1|2] [--vm1[-server] 'SHELL COMMAND'] [--timeout S] -- COMMAND...
+       scripts/rdma-vm.sh run [--vms 1|2] [--rails 1|2] [--vm1[-server] 'SHELL COMMAND'] [--timeout S] -- COMMAND...
        scripts/rdma-vm.sh clean
 
 prepare  Installs what is missing (apt-get: ${host_packages[*]}),
@@ -51,6 +51,9 @@ run      Boots the VMs (preparing first if needed), brings up Soft-RoCE and
   --vms 2   two VMs (one CPU each) joined by a QEMU datagram link over unix
             sockets: VM 0 has $subnet.1, VM 1 has $subnet.2, each with rxe0
             on its virtio NIC (a real two-host RoCE v2 link).
+  --rails 2 two VMs joined by two wires, one per rail: each VM also has
+            rxe1 on a second NIC, with $subnet.1/.2 on rail 0 and
+            ${subnet%.*}.$((${subnet##*.} + 1)).1/.2 on rail 1 (multi-rail runs).
   --vm1 CMD shell command for VM 1 (implies --vms 2); the run waits for it
             too. Without one, VM 1 idles until VM 0's command is done.
   --vm1-server CMD  the same, but VM 1 is stopped when VM 0's command is
@@ -61,6 +64,7 @@ clean    Removes the cache folder.
 Inside, the command sees (besides PATH, HOME, cwd):
   RDMA_VM_ID (0/1)  RDMA_VM_ADDR  RDMA_VM_PEER (other VM's address, 2 VMs)
   RDMA_VM_DEV=rxe0  RDMA_VM_NETDEV  RDMA_VM_GID_INDEX (RoCE v2, IPv4-mapped)
+  RDMA_VM_DEVS, RDMA_VM_NETDEVS: every rail's device and interface (rxe0 rxe1)
   RDMA_VM_DIR: a host folder shared read-write by both VMs (for files and
   handshakes between them); host names rdma-vm0, rdma-vm1 in /etc/hosts;
   modprobe works for any module of the guest kernel.
@@ -201,7 +205,7 @@ init_script() {
 #!/bin/sh
 export PATH=/bin
 SUBNET=@SUBNET@
-id=0 vms=1 run= kroot= status=125 run_mounted=
+id=0 vms=1 rails=1 run= kroot= status=125 run_mounted=
 say() { echo "rdma-vm[$id]: $*"; }
 finish() {
     [ -n "$run_mounted" ] && echo "$status" > "/newroot$run/status.$id"
@@ -225,6 +229,7 @@ read_cmdline() {
         case $arg in
         rdmavm.id=*) id=${arg#*=} ;;
         rdmavm.vms=*) vms=${arg#*=} ;;
+        rdmavm.rails=*) rails=${arg#*=} ;;
         rdmavm.run=*) run=${arg#*=} ;;
         rdmavm.kroot=*) kroot=${arg#*=} ;;
         esac
@@ -277,53 +282,76 @@ name_host() {
         fail "writing /etc/hosts"
 }
 
-# One VM: rxe on one end of a veth pair. Two VMs: rxe on the virtio NIC.
+# Gives interface $1 address $2 and brings it up.
+configure_netdev() {
+    in_root /usr/sbin/ip addr add "$2/24" dev "$1" &&
+        in_root /usr/sbin/ip link set "$1" up || fail "configuring $1 with $2"
+}
+
+# One VM: rxe on one end of a veth pair. Two VMs: rxe on each virtio NIC,
+# rail r's with MAC 52:54:00:00:0r:0<id> and address <subnet of rail r>.<id+1>
+# (rail 0's subnet is SUBNET, rail 1's the next /24).
 bring_up_netdev() {
     in_root /usr/sbin/ip link set lo up || fail "ip link set lo up"
     addr=$SUBNET.$((id + 1))
     peer=$SUBNET.$((2 - id))
+    netdevs= addrs=
     if [ "$vms" = 1 ]; then
-        netdev=rv0
         peer=
         in_root /usr/sbin/ip link add rv0 type veth peer name rv1 &&
             in_root /usr/sbin/ip link set rv1 up || fail "creating veth rv0/rv1"
+        configure_netdev rv0 "$addr"
+        netdevs=rv0 addrs=$addr
     else
-        netdev=
-        for dev in /sys/class/net/*; do
-            [ -e "$dev/device" ] && netdev=${dev##*/} && break
+        r=0
+        while [ $r -lt "$rails" ]; do
+            mac=52:54:00:00:0$r:0$id nic=
+            for dev in /sys/class/net/*; do
+                [ "$(cat "$dev/address" 2>/dev/null)" = "$mac" ] && nic=${dev##*/}
+            done
+            [ -n "$nic" ] || fail "no virtio NIC with MAC $mac"
+            a=${SUBNET%.*}.$((${SUBNET##*.} + r)).$((id + 1))
+            configure_netdev "$nic" "$a"
+            netdevs="$netdevs${netdevs:+ }$nic" addrs="$addrs${addrs:+ }$a"
+            r=$((r + 1))
         done
-        [ -n "$netdev" ] || fail "no virtio NIC found"
     fi
-    in_root /usr/sbin/ip addr add "$addr/24" dev "$netdev" &&
-        in_root /usr/sbin/ip link set "$netdev" up || fail "configuring $netdev with $addr"
+    netdev=${netdevs%% *}
 }
 
-# Prints the GID index whose GID is this address IPv4-mapped with type RoCE v2.
+# Prints the GID index of device $1 whose GID is address $2 IPv4-mapped with type RoCE v2.
 find_gid_index() {
-    want=$(echo "$addr" | awk -F. '{ printf "0000:0000:0000:0000:0000:ffff:%02x%02x:%02x%02x", $1, $2, $3, $4 }')
-    for g in /sys/class/infiniband/rxe0/ports/1/gids/*; do
+    want=$(echo "$2" | awk -F. '{ printf "0000:0000:0000:0000:0000:ffff:%02x%02x:%02x%02x", $1, $2, $3, $4 }')
+    for g in /sys/class/infiniband/$1/ports/1/gids/*; do
         i=${g##*/}
         [ "$(cat "$g" 2>/dev/null)" = "$want" ] || continue
-        [ "$(cat "/sys/class/infiniband/rxe0/ports/1/gid_attrs/types/$i" 2>/dev/null)" = "RoCE v2" ] || continue
+        [ "$(cat "/sys/class/infiniband/$1/ports/1/gid_attrs/types/$i" 2>/dev/null)" = "RoCE v2" ] || continue
         echo "$i"
         return
     done
 }
 
+# rxe<r> on the r-th interface, waited for until active with its GID.
 bring_up_rxe() {
-    in_root /usr/bin/rdma link add rxe0 type rxe netdev "$netdev" || fail "rdma link add rxe0 on $netdev"
-    gid_index=
-    tries=0
-    while [ $tries -lt 100 ]; do
-        state=$(cat /sys/class/infiniband/rxe0/ports/1/state 2>/dev/null)
-        gid_index=$(find_gid_index)
-        case $state in *ACTIVE*) [ -n "$gid_index" ] && break ;; esac
-        sleep 0.1
-        tries=$((tries + 1))
+    r=0 devs=
+    for nic in $netdevs; do
+        dev=rxe$r a=$(echo "$addrs" | awk -v i=$((r + 1)) '{ print $i }')
+        in_root /usr/bin/rdma link add "$dev" type rxe netdev "$nic" || fail "rdma link add $dev on $nic"
+        g= tries=0
+        while [ $tries -lt 100 ]; do
+            state=$(cat "/sys/class/infiniband/$dev/ports/1/state" 2>/dev/null)
+            g=$(find_gid_index "$dev" "$a")
+            case $state in *ACTIVE*) [ -n "$g" ] && break ;; esac
+            sleep 0.1
+            tries=$((tries + 1))
+        done
+        case $state in *ACTIVE*) ;; *) fail "$dev port state is '$state', not ACTIVE" ;; esac
+        [ -n "$g" ] || fail "no RoCE v2 GID for $a on $dev"
+        say "$dev on $nic, $a, GID index $g"
+        [ $r = 0 ] && gid_index=$g
+        devs="$devs${devs:+ }$dev"
+        r=$((r + 1))
     done
-    case $state in *ACTIVE*) ;; *) fail "rxe0 port state is '$state', not ACTIVE" ;; esac
-    [ -n "$gid_index" ] || fail "no RoCE v2 GID for $addr on rxe0"
-    say "rxe0 on $netdev, $addr, GID index $gid_index"
 }
 
 run_command() {
@@ -331,6 +359,7 @@ run_command() {
         HOME=/root TERM=dumb LANG=C.UTF-8 RDMA_VM_ID="$id" RDMA_VM_ADDR="$addr" \
         RDMA_VM_PEER="$peer" RDMA_VM_DEV=rxe0 RDMA_VM_NETDEV="$netdev" \
         RDMA_VM_GID_INDEX="$gid_index" RDMA_VM_DIR="$run" \
+        RDMA_VM_DEVS="$devs" RDMA_VM_NETDEVS="$netdevs" \
         /bin/bash "$run/cmd.$id" > "/newroot$run/out.$id" 2>&1 < /dev/null
     status=$?
     say "command exited with $status"
@@ -413,6 +442,7 @@ ensure_prepared() {
 
 vms=1
 vms_given=
+rails=1
 vm1_command=
 vm1_wait=0 # whether the run waits for VM 1's command and counts its status
 rundir=
@@ -463,21 +493,23 @@ accel_args() {
 
 # Starts VM $1 in the background; its console goes to console.$1.
 start_vm() {
-    local id=$1 kver kdir smp net=()
+    local id=$1 kver kdir smp net=() r
     kver=$(cat "$cache/kernel-version")
     kdir=$cache/kernel-$kver
     smp=$((3 - vms)) # two cores: two for one VM, one each for two
     if [ "$vms" = 2 ]; then
-        # A point-to-point Ethernet wire: each end sends datagrams to the
-        # other's unix socket (no ports to pick, no traffic off this host).
-        net=(-netdev "dgram,id=n0,local.type=unix,local.path=$rundir/wire.$id,remote.type=unix,remote.path=$rundir/wire.$((1 - id))"
-            -device "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:0$id")
+        # A point-to-point Ethernet wire per rail: each end sends datagrams
+        # to the other's unix socket (no ports to pick, no traffic off this host).
+        for ((r = 0; r < rails; r++)); do
+            net+=(-netdev "dgram,id=n$r,local.type=unix,local.path=$rundir/wire$r.$id,remote.type=unix,remote.path=$rundir/wire$r.$((1 - id))"
+                -device "virtio-net-pci,netdev=n$r,mac=52:54:00:00:0$r:0$id")
+        done
     fi
     # shellcheck disable=SC2046 # accel_args is meant to split
     qemu-system-x86_64 $(accel_args) -smp "$smp" -m "$mem_mb" \
         -nodefaults -no-user-config -display none -no-reboot \
         -kernel "$(kernel_image "$kdir" "$kver")" -initrd "$kdir/initrd.img" \
-        -append "console=ttyS0 panic=-1 quiet rdmavm.id=$id rdmavm.vms=$vms rdmavm.run=$rundir rdmavm.kroot=$kdir ${RDMA_VM_APPEND:-}" \
+        -append "console=ttyS0 panic=-1 quiet rdmavm.id=$id rdmavm.vms=$vms rdmavm.rails=$rails rdmavm.run=$rundir rdmavm.kroot=$kdir ${RDMA_VM_APPEND:-}" \
         -serial "file:$rundir/console.$id" \
         -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$rundir,mount_tag=rundir,security_model=none,multidevs=remap" \
@@ -563,6 +595,7 @@ run() {
     while [ $# -gt 0 ]; do
         case $1 in
         --vms) vms=${2:?--vms needs 1 or 2}; vms_given=$vms; shift 2 ;;
+        --rails) rails=${2:?--rails needs 1 or 2}; shift 2 ;;
         --vm1) vm1_command=${2:?--vm1 needs a command}; vm1_wait=1; shift 2 ;;
         --vm1-server) vm1_command=${2:?--vm1-server needs a command}; vm1_wait=0; shift 2 ;;
         --timeout) timeout_s=${2:?--timeout needs seconds}; shift 2 ;;
@@ -571,10 +604,11 @@ run() {
         esac
     done
     [ "$vms" = 1 ] || [ "$vms" = 2 ] || { usage >&2; exit 2; }
+    [ "$rails" = 1 ] || [ "$rails" = 2 ] || { usage >&2; exit 2; }
     [[ $timeout_s =~ ^[0-9]+$ ]] || die "--timeout (RDMA_VM_TIMEOUT) must be whole seconds"
     [ $# -gt 0 ] || { usage >&2; exit 2; }
-    if [ -n "$vm1_command" ]; then
-        [ "$vms_given" != 1 ] || die "--vm1 and --vm1-server need two VMs"
+    if [ -n "$vm1_command" ] || [ "$rails" = 2 ]; then
+        [ "$vms_given" != 1 ] || die "--vm1, --vm1-server and --rails 2 need two VMs"
         vms=2
     fi
     ensure_prepared

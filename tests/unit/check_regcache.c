@@ -35,6 +35,24 @@ static int open_device(void)
     return 1;
 }
 
+/* A cache of @p entries and @p bytes on the device; NULL (skipped) without one. */
+static tt_rdma_regcache_t *open_cache(size_t entries, size_t bytes)
+{
+    tt_rdma_regcache_t *c;
+
+    if (!open_device())
+        return NULL;
+    c = tt_rdma_regcache_create(verbs, port.pd, port.name, entries, bytes);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+static void close_cache(tt_rdma_regcache_t *c)
+{
+    tt_rdma_regcache_destroy(c);
+    tt_rdma_port_close(verbs, &port);
+}
+
 static size_t page(void)
 {
     return (size_t)sysconf(_SC_PAGESIZE);
@@ -72,9 +90,8 @@ START_TEST(serves_buffers_used_again)
     unsigned char *p;
     tt_rdma_reg_t a, b;
 
-    if (!open_device())
+    if ((c = open_cache(4, 64u << 20)) == NULL)
         return;
-    c = tt_rdma_regcache_create(verbs, port.pd, port.name, 4, 64u << 20);
     p = map(16 * page());
     a = acquire(c, p + 5, 3 * page());
     ck_assert_int_ge(a.entry, 0);
@@ -90,9 +107,8 @@ START_TEST(serves_buffers_used_again)
     ck_assert_int_eq(stats(c).entries, 1);
     tt_rdma_reg_release(c, &a);
     tt_rdma_reg_release(c, &b);
-    tt_rdma_regcache_destroy(c);
     munmap(p, 16 * page());
-    tt_rdma_port_close(verbs, &port);
+    close_cache(c);
 }
 END_TEST
 
@@ -103,9 +119,8 @@ START_TEST(forgets_memory_that_went_away)
     unsigned char *p, *big;
     tt_rdma_reg_t a;
 
-    if (!open_device())
+    if ((c = open_cache(4, 64u << 20)) == NULL)
         return;
-    c = tt_rdma_regcache_create(verbs, port.pd, port.name, 4, 64u << 20);
     p = map(len);
     a = acquire(c, p, len);
     tt_rdma_reg_release(c, &a);
@@ -136,9 +151,8 @@ START_TEST(forgets_memory_that_went_away)
     ck_assert_int_eq(stats(c).hits, 1);
     ck_assert_int_eq(stats(c).entries, 1);
     tt_rdma_reg_release(c, &a);
-    tt_rdma_regcache_destroy(c);
     munmap(p, len);
-    tt_rdma_port_close(verbs, &port);
+    close_cache(c);
 }
 END_TEST
 
@@ -149,9 +163,8 @@ START_TEST(memory_gone_in_use_goes_after_use)
     unsigned char *p;
     tt_rdma_reg_t a;
 
-    if (!open_device())
+    if ((c = open_cache(4, 64u << 20)) == NULL)
         return;
-    c = tt_rdma_regcache_create(verbs, port.pd, port.name, 4, 64u << 20);
     p = map(len);
     a = acquire(c, p, len);
     munmap(p, len);
@@ -161,8 +174,7 @@ START_TEST(memory_gone_in_use_goes_after_use)
     tt_rdma_reg_release(c, &a);
     ck_assert_int_eq(stats(c).entries, 0);
     ck_assert_int_eq(stats(c).bytes, 0);
-    tt_rdma_regcache_destroy(c);
-    tt_rdma_port_close(verbs, &port);
+    close_cache(c);
 }
 END_TEST
 
@@ -173,10 +185,9 @@ START_TEST(keeps_to_its_bounds)
     unsigned char *bufs[5];
     tt_rdma_reg_t held[3], big;
 
-    if (!open_device())
-        return;
     /* Room for two entries, and for three buffers' bytes. */
-    c = tt_rdma_regcache_create(verbs, port.pd, port.name, 2, 3 * len);
+    if ((c = open_cache(2, 3 * len)) == NULL)
+        return;
     for (int i = 0; i < 5; i++)
         bufs[i] = map(len);
     for (int round = 0; round < 2; round++)
@@ -201,11 +212,10 @@ START_TEST(keeps_to_its_bounds)
     ck_assert_int_lt(big.entry, 0);
     tt_rdma_reg_release(c, &big);
     ck_assert_int_le(stats(c).bytes, 3 * len);
-    tt_rdma_regcache_destroy(c);
     for (int i = 0; i < 5; i++)
         munmap(bufs[i], len);
     munmap(large, 4 * len);
-    tt_rdma_port_close(verbs, &port);
+    close_cache(c);
 }
 END_TEST
 
@@ -216,17 +226,15 @@ START_TEST(read_only_memory_is_registered_per_message)
     unsigned char *p;
     tt_rdma_reg_t a;
 
-    if (!open_device())
+    if ((c = open_cache(4, 64u << 20)) == NULL)
         return;
-    c = tt_rdma_regcache_create(verbs, port.pd, port.name, 4, 64u << 20);
     p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ck_assert(p != MAP_FAILED);
     a = acquire(c, p, len);
     ck_assert_int_lt(a.entry, 0);
     tt_rdma_reg_release(c, &a);
-    tt_rdma_regcache_destroy(c);
     munmap(p, len);
-    tt_rdma_port_close(verbs, &port);
+    close_cache(c);
 }
 END_TEST
 
