@@ -5,7 +5,10 @@
  * and receives the block of position p-k. Early rounds pair near positions,
  * inside a host. Round k travels on channel k mod channels, so that the
  * peers of one rank spread over the rails; both ends of a pair meet in the
- * same round, so they agree on the channel.
+ * same round, so they agree on the channel. A large block between two hosts
+ * is cut into one piece per channel, piece j on channel k + j, so that even
+ * a pair alone (two ranks, or the last rounds) uses every rail; both ends
+ * cut by the same rule (the block's size and whether the pair spans hosts).
  *
  * Rounds overlap: round k's transfers wait only for round k - A2A_WINDOW's,
  * which bounds the messages a rank has in flight without serialising them.
@@ -36,6 +39,9 @@
 
 /* Rounds in flight at once. */
 #define A2A_WINDOW 8
+
+/* Smallest piece when a block between hosts is cut over the channels. */
+#define A2A_PIECE_MIN ((uint64_t)128 << 10)
 
 uint64_t tt_a2a_extent(const size_t *counts, const size_t *displs, int n)
 {
@@ -72,6 +78,22 @@ uint64_t tt_a2a_send_extent(const tt_coll_desc_t *d)
     return tt_a2a_extent(v->send_counts, v->send_displs, d->nranks);
 }
 
+/*
+ * Into how many pieces, one per channel, the block of @p count elements
+ * between @p a and @p b is cut: all the channels for a large block between
+ * hosts, else 1. The same answer at both ends of the pair.
+ */
+static int a2a_pieces(const tt_coll_desc_t *d, int channels, int a, int b, uint64_t count)
+{
+    const tt_cluster_t *c = d->cluster;
+
+    if (channels < 2 || c == NULL || c->nranks != d->nranks ||
+        tt_cluster_link(c, a, b) != TT_LINK_NET ||
+        count * d->elem_size < (uint64_t)channels * A2A_PIECE_MIN)
+        return 1;
+    return channels;
+}
+
 void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t *s)
 {
     int n = d->nranks, channels = TT_MAX(1, TT_MIN(d->channels, TT_MAX_CHANNELS));
@@ -104,12 +126,23 @@ void tt_pairwise_alltoall(const tt_coll_desc_t *d, tt_rounds_t w, tt_schedule_t 
                               tt_elem_ref(from, out.offset, es), out.count, snapshot, TT_NO_STEP);
             continue;
         }
-        tt_sched_set_channel(s, k % channels);
-        int32_t send = tt_sched_send(s, to, tt_elem_ref(from, out.offset, es), out.count, 0,
-                                     sent[slot], got[slot]);
-        got[slot] = tt_sched_recv(s, source, tt_elem_ref(TT_BUF_RECV, in.offset, es), in.count,
-                                  sent[slot], got[slot]);
-        sent[slot] = send;
+        int nout = a2a_pieces(d, channels, d->rank, to, out.count);
+        int nin = a2a_pieces(d, channels, source, d->rank, in.count);
+        int32_t sends[TT_MAX_CHANNELS], recvs[TT_MAX_CHANNELS];
+        for (int j = 0; j < TT_MAX(nout, nin); j++) {
+            tt_span_t po = tt_sub_block(out, nout, j);
+            tt_span_t pi = tt_sub_block(in, nin, j);
+            sends[j] = recvs[j] = TT_NO_STEP;
+            tt_sched_set_channel(s, (k + j) % channels);
+            if (j < nout)
+                sends[j] = tt_sched_send(s, to, tt_elem_ref(from, po.offset, es), po.count, 0,
+                                         sent[slot], got[slot]);
+            if (j < nin)
+                recvs[j] = tt_sched_recv(s, source, tt_elem_ref(TT_BUF_RECV, pi.offset, es),
+                                         pi.count, sent[slot], got[slot]);
+        }
+        sent[slot] = nout == 1 ? sends[0] : tt_sched_join(s, sends, (size_t)nout);
+        got[slot] = nin == 1 ? recvs[0] : tt_sched_join(s, recvs, (size_t)nin);
     }
 }
 

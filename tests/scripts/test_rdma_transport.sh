@@ -9,7 +9,8 @@
 #    results checked, for every collective on 2 and 4 ranks;
 #  - two VMs: tutti-perf allreduce and alltoall, checked, with 1 and with 2
 #    ranks per VM, the ranks started by environment (TUTTI_RANK, TUTTI_NRANKS,
-#    TUTTI_ADDR, TUTTI_SECRET) in each VM;
+#    TUTTI_ADDR, TUTTI_SECRET) in each VM; then (rdma) the same on two rails
+#    at once, rxe0 and rxe1 on two wires, each rail carrying a share;
 #  - a fault: an allreduce loop between the two VMs (1 rank each), VM 1's
 #    link taken down (ip link set ... down under rxe0) once it runs: every
 #    rank must fail, logged as "tutti[rN] ERROR" naming the other rank (or
@@ -180,6 +181,44 @@ vm_two() {
             result "two-VMs:$coll:2x${per_vm}ranks:vm$RDMA_VM_ID" "$st" "$(since "$t0")"
             port=$((port + 1))
         done
+    done
+    [ "$transport" != rdma ] || vm_two_rails
+}
+
+# Packets each rail's device has sent so far, space-separated.
+sent_packets() {
+    local dev
+    for dev in $RDMA_VM_DEVS; do
+        cat "/sys/class/infiniband/$dev/ports/1/hw_counters/sent_pkts" 2>/dev/null || echo 0
+    done | paste -sd' '
+}
+
+# Both rails at once (the VMs have two wires): the ranks open rxe0 and rxe1
+# (TUTTI_RDMA_DEVICES) and the plans run a channel per rail (TUTTI_RAILS),
+# results checked; each device must have sent at least a quarter of the
+# packets, so that neither rail is left idle.
+vm_two_rails() {
+    local coll t0 port=$((port_base + 20)) before after wait_s=180 detail
+    for coll in "${two_vm_collectives[@]}"; do
+        echo "== tutti-perf $coll, 2 VMs x 1 rank, rails $RDMA_VM_DEVS (VM $RDMA_VM_ID)"
+        t0=$EPOCHREALTIME
+        before=$(sent_packets)
+        TUTTI_RDMA_DEVICES=${RDMA_VM_DEVS// /,} TUTTI_RAILS=${RDMA_VM_NETDEVS// /,} \
+            run_ranks 2 1 "$port" "$builddir/perf/tutti-perf" "$coll" \
+            -b 8 -e 4M -f 8 -n 2 -w 1 -c 1 -d int32,bf16
+        after=$(sent_packets)
+        [ "$st" -ne 0 ] || [ "$RDMA_VM_ID" != 0 ] || perf_checked /tmp/rank.0 || st=1
+        detail=$(awk -v b="$before" -v a="$after" 'BEGIN {
+            n = split(b, x, " "); split(a, y, " "); t = 0
+            for (i = 1; i <= n; i++) { d[i] = y[i] - x[i]; t += d[i] }
+            for (i = 1; i <= n; i++) printf "rail %d: %d packets%s", i - 1, d[i], i < n ? ", " : ""
+            low = n < 2 || t == 0
+            for (i = 1; i <= n; i++) if (d[i] * 4 < t) low = 1
+            if (low) printf " (a rail left idle)" }')
+        [ "$st" -ne 0 ] || [[ $detail != *idle* ]] || st=1
+        [ "$st" -eq 0 ] || sed 's/^/  | /' /tmp/rank."$RDMA_VM_ID"
+        result "two-rails:$coll:vm$RDMA_VM_ID" "$st" "$(since "$t0")" "$detail"
+        port=$((port + 1))
     done
 }
 
@@ -390,13 +429,18 @@ main() {
     done
     report "$work/one.log" "${checks[@]}"
 
-    run_stage two 600 --vm1 "$(stage_command two)"
+    run_stage two 600 --rails 2 --vm1 "$(stage_command two)"
     checks=()
     for per_vm in 1 2; do
         for coll in "${two_vm_collectives[@]}"; do
             checks+=("two-VMs:$coll:2x${per_vm}ranks:vm0" "two-VMs:$coll:2x${per_vm}ranks:vm1")
         done
     done
+    if [ "$transport" = rdma ]; then
+        for coll in "${two_vm_collectives[@]}"; do
+            checks+=("two-rails:$coll:vm0" "two-rails:$coll:vm1")
+        done
+    fi
     report "$work/two.log" "${checks[@]}"
 
     run_stage fault $((fault_deadline + 300)) --vm1 "$(stage_command fault)"

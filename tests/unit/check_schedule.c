@@ -709,6 +709,63 @@ START_TEST(alltoall_bytes_are_one_block_per_pair)
 }
 END_TEST
 
+/*
+ * Pairwise all-to-all cuts a large block between hosts into a piece per
+ * channel, so a pair alone uses every rail: results right, in place and in
+ * parts too, each block sent once in all, and every channel carrying part
+ * of each large block between hosts (blocks inside a host, and small ones,
+ * stay whole on one channel).
+ */
+START_TEST(alltoall_cuts_large_blocks_between_hosts)
+{
+    /* 320 KB blocks: cut over 2 channels, not over 3 (pieces of 128K at least) */
+    static const uint64_t counts[] = {40001, 60001};
+    tt_cluster_t cluster;
+
+    ck_assert_int_eq(tt_cluster_uniform(&cluster, 2, 2, 2, NULL), TUTTI_OK);
+    for (size_t c = 0; c < TT_ARRAY_SIZE(counts); c++)
+        for (int channels = 2; channels <= 3; channels++)
+            for (int variant = 0; variant < 4; variant++) {
+                tt_coll_desc_t d = desc_of(TT_COLL_ALLTOALL, TT_ALGO_PAIRWISE, 4, counts[c],
+                                           1 << 20, channels, &cluster);
+                uint64_t block = counts[c] * sizeof(uint64_t);
+                int cut = block >= (uint64_t)channels * (128u << 10);
+                world_t w;
+
+                d.in_place = variant % 2;
+                d.part_steps = variant >= 2 ? 3 : 0;
+                if (d.part_steps > 0) {
+                    run_case(&d, (unsigned)(c * 7 + (size_t)channels));
+                    continue;
+                }
+                world_init(&w, &d, TUTTI_UINT64, TUTTI_SUM, value);
+                world_run(&w, 5, "alltoall cut");
+                check_results(&w, "alltoall cut");
+                for (int r = 0; r < 4; r++) {
+                    const tt_schedule_t *s = &w.scheds[r];
+                    for (int peer = 0; peer < 4; peer++) {
+                        uint64_t on[TT_MAX_CHANNELS] = {0};
+                        int used = 0, remote = peer / 2 != r / 2;
+
+                        if (peer == r)
+                            continue;
+                        ck_assert_uint_eq(tt_sim_bytes(w.sim, r, peer), block);
+                        for (int32_t i = 0; i < s->nsteps; i++)
+                            if (s->steps[i].kind == TT_STEP_SEND && s->steps[i].peer == peer)
+                                on[s->steps[i].channel] += s->steps[i].count;
+                        for (int ch = 0; ch < channels; ch++)
+                            used += on[ch] > 0;
+                        ck_assert_msg(used == (remote && cut ? channels : 1),
+                                      "rank %d to %d, %d channels, %llu-byte block: %d used", r,
+                                      peer, channels, (unsigned long long)block, used);
+                    }
+                }
+                world_fini(&w);
+            }
+    tt_cluster_fini(&cluster);
+}
+END_TEST
+
 /* The bytes rank @p from's all-to-all(-v) sends rank @p to. */
 static uint64_t a2a_bytes(const tt_coll_desc_t *d, int from, int to)
 {
@@ -1304,6 +1361,7 @@ static Suite *schedule_suite(void)
     tcase_add_test(shapes_tc, alltoallv_random_counts);
     tcase_add_loop_test(shapes_tc, alltoall_in_parts, 0, (int)TT_ARRAY_SIZE(shapes));
     tcase_add_loop_test(props, alltoall_bytes_are_one_block_per_pair, 1, 10);
+    tcase_add_test(props, alltoall_cuts_large_blocks_between_hosts);
     tcase_add_test(props, barrier_waits_for_every_rank);
     tcase_add_test(props, selection_is_remembered_faithfully);
     tcase_add_test(props, block_and_chunk_arithmetic);
