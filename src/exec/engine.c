@@ -199,10 +199,17 @@ static int progress_once(tt_engine_t *e)
         tt_health_fail(e->health, TUTTI_ERR_TIMEOUT, -1,
                        "%s did not complete within TUTTI_OP_TIMEOUT (%.3g s): %s", e->active->name,
                        (double)e->settings.op_timeout_ns / TT_NS_PER_S, waiting);
-        health = e->health->status;
+        fail_everything(e, e->health->status);
+        return events;
     }
-    if (health != TUTTI_OK)
+    if (health != TUTTI_OK) {
+        /* Another rank's failure stops this call: say what it still waited
+         * for, so that a hang's whole cycle shows in the logs of a job. */
+        char waiting[256];
+        tt_exec_describe(&e->exec, waiting, sizeof(waiting));
+        tt_warn("%s stopped by the failure, unfinished: %s", e->active->name, waiting);
         fail_everything(e, health);
+    }
     return events;
 }
 
