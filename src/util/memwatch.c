@@ -57,22 +57,12 @@ uint64_t tt_memwatch_events(void)
 
 /*
  * A forked child has the parent's descriptor, which watches the parent's
- * memory, and no thread: it starts afresh (its watched ranges were dropped
- * by the kernel at fork). The locks are held across fork so that they are
- * in a known state in the child.
+ * memory, and no thread: it starts afresh (the kernel dropped its watched
+ * ranges at fork). The locks are made anew rather than held across fork:
+ * a fork that waited for the watch lock could deadlock, since fork takes
+ * the allocator's locks, which a thread unmapping watched memory may hold
+ * while it waits for the watcher, which needs the watch lock.
  */
-static void before_fork(void)
-{
-    pthread_mutex_lock(&watch.users);
-    pthread_mutex_lock(&watch.lock);
-}
-
-static void after_fork_parent(void)
-{
-    pthread_mutex_unlock(&watch.lock);
-    pthread_mutex_unlock(&watch.users);
-}
-
 static void after_fork_child(void)
 {
     if (watch.fd >= 0) {
@@ -82,13 +72,13 @@ static void after_fork_child(void)
     }
     watch.fd = watch.stop[0] = watch.stop[1] = -1;
     watch.subs = NULL; /* the parent's to free */
-    pthread_mutex_unlock(&watch.lock);
-    pthread_mutex_unlock(&watch.users);
+    pthread_mutex_init(&watch.lock, NULL);
+    pthread_mutex_init(&watch.users, NULL);
 }
 
 static void register_fork_handlers(void)
 {
-    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    pthread_atfork(NULL, NULL, after_fork_child);
 }
 
 #ifdef HAVE_LINUX_USERFAULTFD_H
