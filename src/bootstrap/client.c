@@ -259,7 +259,13 @@ static tutti_status_t recv_message(int fd, tt_wire_header_t *h, void *payload, s
     return tt_sock_recv_all(fd, payload, h->len, deadline);
 }
 
-static tutti_status_t handshake(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id, int64_t deadline)
+/*
+ * Authenticate with the rendezvous. A refusal because this rank has joined
+ * already sets @p taken_p and is left to the caller to report (it may be
+ * the previous job on this address, still ending).
+ */
+static tutti_status_t handshake(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id, int64_t deadline,
+                                int *taken_p)
 {
     tt_wire_header_t h;
     tt_wire_challenge_t challenge;
@@ -286,6 +292,9 @@ static tutti_status_t handshake(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id,
     }
     if (h.type == TT_WIRE_REFUSE) {
         reply[h.len] = '\0';
+        *taken_p = h.a == TT_WIRE_REFUSE_TAKEN;
+        if (*taken_p)
+            return TUTTI_ERR_AUTH;
         tt_error("bootstrap: the rendezvous at %s refused rank %d: %s", id->address, bs->rank,
                  (const char *)reply);
         return TUTTI_ERR_AUTH;
@@ -299,6 +308,43 @@ static tutti_status_t handshake(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id,
         return TUTTI_ERR_AUTH;
     }
     return TUTTI_OK;
+}
+
+/*
+ * Connect to the rendezvous and authenticate. While it says this rank has
+ * joined already, try again until the deadline: consecutive jobs on one
+ * address overlap when ranks of the next job start while rank 0 of the
+ * previous one is still ending (its rendezvous has every rank).
+ */
+static tutti_status_t join(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id, int64_t deadline)
+{
+    const struct timespec pause = {0, (long)(100 * TT_NS_PER_MS)};
+
+    for (int tries = 0;; tries++) {
+        int taken = 0;
+        tutti_status_t status;
+
+        TT_CHECK(tt_sock_connect(id->address, deadline, &bs->fd));
+        status = handshake(bs, id, deadline, &taken);
+        if (status == TUTTI_OK)
+            return TUTTI_OK;
+        close(bs->fd);
+        bs->fd = -1;
+        if (!taken)
+            return status;
+        if (tt_time_ns() + 100 * TT_NS_PER_MS >= deadline) {
+            tt_error("bootstrap: the rendezvous at %s refused rank %d until the deadline: that "
+                     "rank has joined it already (a duplicate rank, or a previous job on this "
+                     "address still ending)",
+                     id->address, bs->rank);
+            return TUTTI_ERR_AUTH;
+        }
+        if (tries == 0)
+            tt_info("bootstrap: rank %d has joined the rendezvous at %s already: a previous job "
+                    "still ending? Trying again until the deadline",
+                    bs->rank, id->address);
+        nanosleep(&pause, NULL);
+    }
 }
 
 static tutti_status_t start_root(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id,
@@ -349,14 +395,11 @@ tutti_status_t tt_bootstrap_open(const tt_bootstrap_id_t *id, int rank, int nran
         if (inherited >= 0)
             close(inherited);
     }
-    TT_CHECK_GOTO(tt_sock_connect(id->address, deadline, &bs->fd), status, err_stop_root);
-    TT_CHECK_GOTO(handshake(bs, id, deadline), status, err_close);
+    TT_CHECK_GOTO(join(bs, id, deadline), status, err_stop_root);
     tt_sock_set_liveness(bs->fd, failure_timeout_ns);
     *bs_p = bs;
     return TUTTI_OK;
 
-err_close:
-    close(bs->fd);
 err_stop_root:
     if (bs->root != NULL)
         tt_bootstrap_root_stop(bs->root, tt_time_ns());

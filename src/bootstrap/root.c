@@ -132,13 +132,14 @@ static void conn_send(conn_t *c, uint32_t type, uint64_t ctx, int32_t a, int32_t
     conn_flush(c);
 }
 
-static void refuse(tt_bootstrap_root_t *root, conn_t *c, const char *reason)
+/* Refuse @p c for @p reason; @p code goes in the header's a (TT_WIRE_REFUSE_TAKEN, else 0). */
+static void refuse(tt_bootstrap_root_t *root, conn_t *c, const char *reason, int32_t code)
 {
     if (root->refusals++ < ROOT_REFUSAL_LOG_LIMIT)
         tt_warn("bootstrap root: refused connection from %s: %s", c->name, reason);
     else if (root->refusals == ROOT_REFUSAL_LOG_LIMIT + 1)
         tt_warn("bootstrap root: refusing more connections; not logging them any more");
-    conn_send(c, TT_WIRE_REFUSE, 0, 0, 0, reason, strlen(reason));
+    conn_send(c, TT_WIRE_REFUSE, 0, code, 0, reason, strlen(reason));
     conn_close(root, c);
 }
 
@@ -166,20 +167,20 @@ static void greet(tt_bootstrap_root_t *root, conn_t *c, const tt_wire_header_t *
     unsigned char expected[TT_SHA256_BYTES], reply[TT_SHA256_BYTES];
 
     if (h->type != TT_WIRE_HELLO || h->len != sizeof(*hello)) {
-        refuse(root, c, "not a tutti rank (unexpected greeting)");
+        refuse(root, c, "not a tutti rank (unexpected greeting)", 0);
         return;
     }
     tt_wire_client_mac(root->secret, c->nonce, hello->nonce, h->a, h->b, expected);
     if (!tt_digest_equal(expected, hello->mac, sizeof(expected))) {
-        refuse(root, c, "wrong job secret");
+        refuse(root, c, "wrong job secret", 0);
         return;
     }
     if (h->b != root->nranks || h->a < 0 || h->a >= root->nranks) {
-        refuse(root, c, "rank or job size does not match this job");
+        refuse(root, c, "rank or job size does not match this job", 0);
         return;
     }
     if (root->rank_state[h->a] != RANK_ABSENT) {
-        refuse(root, c, "this rank has already joined");
+        refuse(root, c, "this rank has already joined", TT_WIRE_REFUSE_TAKEN);
         return;
     }
     root->greeting--;
@@ -311,7 +312,7 @@ static void conn_process(tt_bootstrap_root_t *root, conn_t *c)
         tt_wire_header_t h;
         memcpy(&h, c->in.data, sizeof(h));
         if (c->state == CONN_GREETING && h.len != sizeof(tt_wire_hello_t)) {
-            refuse(root, c, "not a tutti rank (unexpected greeting)");
+            refuse(root, c, "not a tutti rank (unexpected greeting)", 0);
             return;
         }
         if (h.len > TT_WIRE_MAX_PAYLOAD) {
@@ -352,7 +353,7 @@ static void conn_read(tt_bootstrap_root_t *root, conn_t *c)
     /* A greeting never needs more than one header and one hello. */
     if (c->state == CONN_GREETING &&
         c->in.len + (size_t)n > sizeof(tt_wire_header_t) + sizeof(tt_wire_hello_t)) {
-        refuse(root, c, "not a tutti rank (oversized greeting)");
+        refuse(root, c, "not a tutti rank (oversized greeting)", 0);
         return;
     }
     if (buffer_append(&c->in, chunk, (size_t)n) != TUTTI_OK) {
@@ -416,7 +417,7 @@ static void check_deadlines(tt_bootstrap_root_t *root, int64_t now)
 {
     for (size_t i = 0; i < root->nconns; i++)
         if (root->conns[i].state == CONN_GREETING && now > root->conns[i].greeting_deadline)
-            refuse(root, &root->conns[i], "did not authenticate in time");
+            refuse(root, &root->conns[i], "did not authenticate in time", 0);
 
     if (root->arrived < root->nranks && !root->missing_sent && now > root->arrival_deadline) {
         int32_t *missing = malloc((size_t)root->nranks * sizeof(int32_t));

@@ -29,6 +29,12 @@
 /* Largest payload accepted from an authenticated rank (setup data is small). */
 #define TT_WIRE_MAX_PAYLOAD (64u << 20)
 #define TT_WIRE_REASON_MAX 200
+/*
+ * REFUSE's field a: the rank asked for has joined this rendezvous already.
+ * That is a duplicate rank, or the next job on this address reaching the
+ * previous one while it ends: the client tries again until its deadline.
+ */
+#define TT_WIRE_REFUSE_TAKEN 1
 
 typedef enum tt_wire_type {
     TT_WIRE_CHALLENGE = 0x54540001,

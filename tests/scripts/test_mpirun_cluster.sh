@@ -57,14 +57,13 @@ for r in 0 1 2 3; do
     grep -qx "rank $r of 4: sum 10" "$out" || fail "rank $r did not report the sum"
 done
 
-# One launch runs the perf suite's collectives one after the other (each its own tutti job).
-# Each job gets its own port: a rank that finished job k starts job k+1 while rank 0 may
-# still be ending job k, whose rendezvous would refuse it as a rank that already joined.
+# One launch runs the perf suite's collectives one after the other (each its own tutti job),
+# all on one address: a rank that finished job k starts job k+1 while rank 0 may still be
+# ending job k, reaches job k's rendezvous, is refused as a rank that has joined already,
+# and tries again until job k+1's rendezvous is up.
 perf="$builddir/perf/tutti-perf"
-script='port=29520
-for c in allreduce reduce_scatter allgather broadcast reduce barrier alltoall alltoallv; do
-    TUTTI_ADDR=198.18.0.1:$port "$0" "$c" -b 8 -e 1M -f 32 -n 2 -w 1 -r 1 || exit 1
-    port=$((port + 1))
+script='for c in allreduce reduce_scatter allgather broadcast reduce barrier alltoall alltoallv; do
+    TUTTI_ADDR=198.18.0.1:29520 "$0" "$c" -b 8 -e 1M -f 32 -n 2 -w 1 -r 1 || exit 1
 done'
 mpi -x TUTTI_SECRET="$secret" /bin/sh -c "$script" "$perf" \
     >"$out" 2>&1 || fail "tutti-perf under mpirun failed"

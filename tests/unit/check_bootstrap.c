@@ -1,7 +1,7 @@
 /*
  * Bootstrap tests, with real processes and sockets: all-gathers, strangers
  * at the rendezvous port, ranks that never arrive, die, or claim a taken
- * rank.
+ * rank, and a job that reaches the previous one's rendezvous on its address.
  */
 #include "config.h"
 
@@ -10,10 +10,13 @@
 #include "tests/lib/unit.h"
 #include "util/time.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static tt_bootstrap_settings_t settings(double timeout_s)
@@ -271,7 +274,8 @@ static int wait_for_file(const char *path)
 static int duplicate_rank(int rank, int nranks, const tutti_unique_id_t *uid, void *arg)
 {
     const char *joined = arg, *tried = (const char *)arg + 64;
-    tt_bootstrap_settings_t s = settings(20);
+    /* The impostor tries again until its deadline (it might be the next job): keep it short. */
+    tt_bootstrap_settings_t s = settings(rank == 2 ? 2 : 20);
     tt_bootstrap_id_t id = id_of(uid);
     tt_bootstrap_t *bs;
     int claimed = rank == 2 ? 1 : rank; /* rank 2 pretends to be rank 1 */
@@ -310,6 +314,90 @@ START_TEST(duplicate_rank_is_refused)
 }
 END_TEST
 
+/*
+ * Two jobs, one after the other, on one address (given, as launchers do:
+ * no reserved socket): processes 0 and 1 are job A's ranks; process 2 is
+ * rank 1 of job B and starts while A still runs, so it reaches A's
+ * rendezvous, where rank 1 is taken. Process 0 then ends A and starts B as
+ * its rank 0 on the same address: process 2 must get in.
+ */
+static int consecutive_job(int rank, int nranks, const tutti_unique_id_t *uid, void *arg)
+{
+    const char *a_joined = arg, *b_trying = (const char *)arg + 64, *log = (const char *)arg + 128;
+    const char *address = (const char *)arg + 192;
+    tt_bootstrap_settings_t s = settings(20);
+    tt_bootstrap_id_t id;
+    tt_bootstrap_t *a, *b;
+    tutti_status_t status;
+
+    (void)nranks;
+    (void)uid;
+    if (tt_bootstrap_id_init(address, "consecutive", 11, &id) != TUTTI_OK)
+        return tt_fail(rank, "cannot make an id for %s", address);
+    if (rank == 2) {
+        if (!wait_for_file(a_joined))
+            return tt_fail(rank, "job A never started");
+        close(open(b_trying, O_CREAT | O_WRONLY, 0600));
+        status = tt_bootstrap_open(&id, 1, 2, &s, 5 * TT_NS_PER_S, &b);
+        if (status != TUTTI_OK)
+            return tt_fail(rank, "job B's rank 1: %s", tutti_status_string(status));
+    } else {
+        if (rank == 0)
+            capture_stderr(log); /* what job A's rendezvous said */
+        status = tt_bootstrap_open(&id, rank, 2, &s, 5 * TT_NS_PER_S, &a);
+        if (status != TUTTI_OK)
+            return tt_fail(rank, "job A: %s", tutti_status_string(status));
+        if (rank == 1)
+            close(open(a_joined, O_CREAT | O_WRONLY, 0600));
+        /* Job A runs on a while job B's rank 1 knocks. */
+        if (!wait_for_file(b_trying))
+            return tt_fail(rank, "job B never started");
+        usleep(500 * 1000);
+        tt_bootstrap_release(a, 0, tt_deadline_after(5 * TT_NS_PER_S));
+        if (rank == 1)
+            return 0;
+        status = tt_bootstrap_open(&id, 0, 2, &s, 5 * TT_NS_PER_S, &b);
+        if (status != TUTTI_OK)
+            return tt_fail(rank, "job B's rank 0: %s", tutti_status_string(status));
+    }
+    /* Job B works: a barrier. */
+    status = tt_bootstrap_allgather(b, 1, rank == 0 ? 0 : 1, 2, NULL, NULL, 0, NULL,
+                                    tt_deadline_after(20 * TT_NS_PER_S));
+    if (status != TUTTI_OK)
+        return tt_fail(rank, "job B's barrier: %s", tutti_status_string(status));
+    tt_bootstrap_release(b, 0, tt_deadline_after(5 * TT_NS_PER_S));
+    return 0;
+}
+
+START_TEST(next_job_waits_for_the_previous_one)
+{
+    char files[256], line[512];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sa_len = sizeof(sa);
+    int refused = 0, fd = socket(AF_INET, SOCK_STREAM, 0);
+    FILE *f;
+
+    /* A free port for the address the two jobs share. */
+    ck_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+              getsockname(fd, (struct sockaddr *)&sa, &sa_len) == 0);
+    close(fd);
+    snprintf(files + 192, 64, "127.0.0.1:%d", ntohs(sa.sin_port));
+    snprintf(files, 64, "/tmp/tutti-test-a-joined-%d", (int)getpid());
+    snprintf(files + 64, 64, "/tmp/tutti-test-b-trying-%d", (int)getpid());
+    snprintf(files + 128, 64, "/tmp/tutti-test-a-log-%d", (int)getpid());
+    ck_assert_int_eq(tt_run_ranks(3, consecutive_job, files, 60), 0);
+    /* Job B's rank 1 did reach job A's rendezvous (the case under test). */
+    f = fopen(files + 128, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f) != NULL)
+        refused |= strstr(line, "this rank has already joined") != NULL;
+    fclose(f);
+    ck_assert_msg(refused, "job B's rank 1 never reached job A's rendezvous");
+    for (int i = 0; i < 3; i++)
+        unlink(files + 64 * i);
+}
+END_TEST
+
 START_TEST(addresses_parse)
 {
     char host[80], port[16];
@@ -336,6 +424,7 @@ static Suite *bootstrap_suite(void)
     tcase_add_test(tc, missing_rank_is_named);
     tcase_add_test(tc, dead_rank_is_reported);
     tcase_add_test(tc, duplicate_rank_is_refused);
+    tcase_add_test(tc, next_job_waits_for_the_previous_one);
     suite_add_tcase(s, tc);
     return s;
 }
