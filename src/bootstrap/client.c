@@ -318,7 +318,8 @@ static tutti_status_t handshake(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id,
  */
 static tutti_status_t join(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id, int64_t deadline)
 {
-    const struct timespec pause = {0, (long)(100 * TT_NS_PER_MS)};
+    const int64_t pause_ns = 100 * TT_NS_PER_MS;
+    const struct timespec pause = {0, (long)pause_ns};
 
     for (int tries = 0;; tries++) {
         int taken = 0;
@@ -332,7 +333,7 @@ static tutti_status_t join(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id, int6
         bs->fd = -1;
         if (!taken)
             return status;
-        if (tt_time_ns() + 100 * TT_NS_PER_MS >= deadline) {
+        if (tt_time_ns() + pause_ns >= deadline) {
             tt_error("bootstrap: the rendezvous at %s refused rank %d until the deadline: that "
                      "rank has joined it already (a duplicate rank, or a previous job on this "
                      "address still ending)",

@@ -163,8 +163,9 @@ static void conclude_active(tt_engine_t *e)
 /* One pass; returns how much happened (0: nothing). Called with the lock held. */
 static int progress_once(tt_engine_t *e)
 {
-    int events = 0;
+    int events = 0, timed_out = 0;
     tutti_status_t health;
+    char waiting[256];
 
     for (int t = 0; t < e->ntransports; t++) {
         tt_xfer_t *done = NULL;
@@ -193,23 +194,18 @@ static int progress_once(tt_engine_t *e)
     /* The deadline starts at the first look: most operations end before one. */
     if (e->active->deadline == 0)
         e->active->deadline = tt_deadline_after(e->settings.op_timeout_ns);
-    else if (health == TUTTI_OK && tt_time_ns() > e->active->deadline) {
-        char waiting[256];
-        tt_exec_describe(&e->exec, waiting, sizeof(waiting));
+    else
+        timed_out = health == TUTTI_OK && tt_time_ns() > e->active->deadline;
+    if (health == TUTTI_OK && !timed_out)
+        return events;
+    tt_exec_describe(&e->exec, waiting, sizeof(waiting));
+    if (timed_out)
         tt_health_fail(e->health, TUTTI_ERR_TIMEOUT, -1,
                        "%s did not complete within TUTTI_OP_TIMEOUT (%.3g s): %s", e->active->name,
                        (double)e->settings.op_timeout_ns / TT_NS_PER_S, waiting);
-        fail_everything(e, e->health->status);
-        return events;
-    }
-    if (health != TUTTI_OK) {
-        /* Another rank's failure stops this call: say what it still waited
-         * for, so that a hang's whole cycle shows in the logs of a job. */
-        char waiting[256];
-        tt_exec_describe(&e->exec, waiting, sizeof(waiting));
+    else /* another rank's failure: what this call still waited for shows a hang's cycle */
         tt_warn("%s stopped by the failure, unfinished: %s", e->active->name, waiting);
-        fail_everything(e, health);
-    }
+    fail_everything(e, e->health->status);
     return events;
 }
 

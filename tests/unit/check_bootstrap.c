@@ -371,11 +371,10 @@ static int consecutive_job(int rank, int nranks, const tutti_unique_id_t *uid, v
 
 START_TEST(next_job_waits_for_the_previous_one)
 {
-    char files[256], line[512];
+    char files[256];
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sa_len = sizeof(sa);
-    int refused = 0, fd = socket(AF_INET, SOCK_STREAM, 0);
-    FILE *f;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     /* A free port for the address the two jobs share. */
     ck_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
@@ -387,12 +386,8 @@ START_TEST(next_job_waits_for_the_previous_one)
     snprintf(files + 128, 64, "/tmp/tutti-test-a-log-%d", (int)getpid());
     ck_assert_int_eq(tt_run_ranks(3, consecutive_job, files, 60), 0);
     /* Job B's rank 1 did reach job A's rendezvous (the case under test). */
-    f = fopen(files + 128, "r");
-    ck_assert_ptr_nonnull(f);
-    while (fgets(line, sizeof(line), f) != NULL)
-        refused |= strstr(line, "this rank has already joined") != NULL;
-    fclose(f);
-    ck_assert_msg(refused, "job B's rank 1 never reached job A's rendezvous");
+    ck_assert_msg(file_contains(files + 128, "this rank has already joined"),
+                  "job B's rank 1 never reached job A's rendezvous");
     for (int i = 0; i < 3; i++)
         unlink(files + 64 * i);
 }

@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #define MAX_SETTINGS 4
 
@@ -38,7 +37,6 @@ static const transport_case_t cases[] = {
     {"rdma", {{NULL}}},
     /* everything through the slots, four of them: credits run out all the time */
     {"rdma", {{"RDMA_RNDV_THRESHOLD", "1G"}, {"RDMA_SLOTS", "4"}, {"RDMA_SLOT_SIZE", "1K"}}},
-    /* everything from a few bytes on read by the receiver */
     /* everything from a few bytes on read by the receiver, registered for each message */
     {"rdma", {{"RDMA_RNDV_THRESHOLD", "2"}, {"RDMA_REG_CACHE", "0"}}},
     /* a registration cache of two entries: it evicts all the time */

@@ -77,16 +77,16 @@ tt_rdma_regcache_t *tt_rdma_regcache_create(const tt_verbs_t *v, struct ibv_pd *
                                             size_t max_bytes)
 {
     tt_rdma_regcache_t *c;
+    struct ibv_mr **victims;
     char why[128];
 
     if (max_bytes == 0)
         max_entries = 0;
     c = calloc(1, sizeof(*c) + max_entries * sizeof(c->entries[0]));
-    if (c == NULL)
-        return NULL;
-    c->victims = calloc(TT_MAX(max_entries, 1), sizeof(*c->victims));
-    if (c->victims == NULL) {
+    victims = calloc(TT_MAX(max_entries, 1), sizeof(*victims));
+    if (c == NULL || victims == NULL) {
         free(c);
+        free(victims);
         return NULL;
     }
     *c = (tt_rdma_regcache_t){.v = v,
@@ -95,7 +95,7 @@ tt_rdma_regcache_t *tt_rdma_regcache_create(const tt_verbs_t *v, struct ibv_pd *
                               .page = (uintptr_t)sysconf(_SC_PAGESIZE),
                               .max_entries = max_entries,
                               .max_bytes = max_bytes,
-                              .victims = c->victims};
+                              .victims = victims};
     if (max_entries > 0 &&
         tt_memwatch_subscribe(invalidate, c, &c->watch, why, sizeof(why)) != TUTTI_OK) {
         say_uncached(why);
@@ -108,7 +108,6 @@ tt_rdma_regcache_t *tt_rdma_regcache_create(const tt_verbs_t *v, struct ibv_pd *
 static void drop(tt_rdma_regcache_t *c, regcache_entry_t *e)
 {
     c->victims[c->nvictims++] = e->mr;
-    c->stats.entries--;
     c->stats.bytes -= e->end - e->start;
     e->mr = NULL;
 }
@@ -216,7 +215,6 @@ int tt_rdma_reg_acquire(tt_rdma_regcache_t *c, const void *buf, size_t len, int 
     e = tt_memwatch_events() == events ? make_room(c, end - start) : NULL;
     if (e != NULL) {
         *e = (regcache_entry_t){start, end, mr, 1, 0, ++c->clock};
-        c->stats.entries++;
         c->stats.bytes += end - start;
         *reg = (tt_rdma_reg_t){mr, (int)(e - c->entries)};
     } else {
@@ -251,6 +249,8 @@ void tt_rdma_regcache_stats(tt_rdma_regcache_t *c, tt_rdma_regcache_stats_t *sta
     if (c->watch != NULL)
         tt_memwatch_lock();
     *stats = c->stats;
+    for (size_t i = 0; i < c->max_entries; i++)
+        stats->entries += c->entries[i].mr != NULL;
     if (c->watch != NULL)
         tt_memwatch_unlock();
 }
