@@ -261,8 +261,9 @@ static tutti_status_t recv_message(int fd, tt_wire_header_t *h, void *payload, s
 
 /*
  * Authenticate with the rendezvous. A refusal because this rank has joined
- * already sets @p taken_p and is left to the caller to report (it may be
- * the previous job on this address, still ending).
+ * already, or a connection closed before the greeting, sets @p taken_p and
+ * is left to the caller to report: both are what the previous job's
+ * rendezvous on this address does while it ends.
  */
 static tutti_status_t handshake(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id, int64_t deadline,
                                 int *taken_p)
@@ -274,6 +275,9 @@ static tutti_status_t handshake(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id,
     tutti_status_t status;
 
     status = recv_message(bs->fd, &h, &challenge, sizeof(challenge), deadline);
+    *taken_p = status == TUTTI_ERR_PEER_FAILED;
+    if (*taken_p)
+        return status;
     if (status != TUTTI_OK || h.type != TT_WIRE_CHALLENGE || h.len != sizeof(challenge) ||
         challenge.version != TT_WIRE_VERSION) {
         tt_error("bootstrap: %s did not greet like a tutti rendezvous (version %u)", id->address,
@@ -334,16 +338,17 @@ static tutti_status_t join(tt_bootstrap_t *bs, const tt_bootstrap_id_t *id, int6
         if (!taken)
             return status;
         if (tt_time_ns() + pause_ns >= deadline) {
-            tt_error("bootstrap: the rendezvous at %s refused rank %d until the deadline: that "
-                     "rank has joined it already (a duplicate rank, or a previous job on this "
-                     "address still ending)",
+            tt_error("bootstrap: the rendezvous at %s did not take rank %d before the deadline: "
+                     "it said that rank has joined it already, or closed the connection before "
+                     "greeting (a duplicate rank, or a previous job on this address still "
+                     "ending)",
                      id->address, bs->rank);
             return TUTTI_ERR_AUTH;
         }
         if (tries == 0)
-            tt_info("bootstrap: rank %d has joined the rendezvous at %s already: a previous job "
-                    "still ending? Trying again until the deadline",
-                    bs->rank, id->address);
+            tt_info("bootstrap: the rendezvous at %s did not take rank %d (joined already, or "
+                    "closing): a previous job still ending? Trying again until the deadline",
+                    id->address, bs->rank);
         nanosleep(&pause, NULL);
     }
 }
