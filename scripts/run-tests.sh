@@ -10,7 +10,8 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${TUTTI_BUILD_DIR:-$top/build}
 # Open MPI: test_mpirun_cluster.sh launches into the namespace cluster with mpirun.
-export TUTTI_EXTRA_PACKAGES="${TUTTI_EXTRA_PACKAGES:-} openmpi-bin libopenmpi-dev mpich libmpich-dev libgloo-dev jq"
+# gdb: a rank whose call passes its deadline prints the other ranks' stacks (tt_report_hang).
+export TUTTI_EXTRA_PACKAGES="${TUTTI_EXTRA_PACKAGES:-} openmpi-bin libopenmpi-dev mpich libmpich-dev libgloo-dev jq gdb"
 passed=0
 failed=0
 

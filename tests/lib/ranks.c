@@ -2,11 +2,14 @@
 #include "tests/lib/ranks.h"
 #include "tests/lib/netns.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,10 +38,81 @@ tutti_comm_t tt_test_comm(int rank, int nranks, const tutti_unique_id_t *id, tut
     return comm;
 }
 
+/* The running ranks, shared with them (for tt_report_hang). */
+typedef struct {
+    int nranks;
+    pid_t pids[256];
+    atomic_int reported;
+} rank_table_t;
+
+static rank_table_t *rank_table;
+
+/* One line per thread of @p pid from /proc: state, kernel wait channel, CPU ticks used. */
+static void print_threads(pid_t pid)
+{
+    char path[320], line[512], wchan[64];
+    struct dirent *d;
+    DIR *dir;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    if ((dir = opendir(path)) == NULL)
+        return;
+    while ((d = readdir(dir)) != NULL) {
+        FILE *f;
+        char state = '?', *end;
+        unsigned long utime = 0, stime = 0;
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, d->d_name);
+        if ((f = fopen(path, "r")) != NULL) {
+            if (fgets(line, sizeof(line), f) != NULL && (end = strrchr(line, ')')) != NULL)
+                sscanf(end + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state,
+                       &utime, &stime);
+            fclose(f);
+        }
+        wchan[0] = 0;
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", (int)pid, d->d_name);
+        if ((f = fopen(path, "r")) != NULL) {
+            if (fgets(wchan, sizeof(wchan), f) == NULL)
+                wchan[0] = 0;
+            fclose(f);
+        }
+        fprintf(stderr, "  thread %s: state %c, in kernel at %s, %lu+%lu ticks\n", d->d_name, state,
+                wchan[0] ? wchan : "-", utime, stime);
+    }
+    closedir(dir);
+}
+
+void tt_report_hang(int rank)
+{
+    char cmd[160];
+    int expected = 0;
+
+    if (rank_table == NULL || !atomic_compare_exchange_strong(&rank_table->reported, &expected, 1))
+        return;
+    fprintf(stderr, "[rank %d] a call passed its deadline; the other ranks now:\n", rank);
+    for (int r = 0; r < rank_table->nranks; r++) {
+        pid_t pid = rank_table->pids[r];
+        if (r == rank || pid <= 0 || kill(pid, 0) != 0)
+            continue;
+        fprintf(stderr, "rank %d (pid %d):\n", r, (int)pid);
+        print_threads(pid);
+        /* Where gdb is installed, the threads' stacks too. */
+        snprintf(cmd, sizeof(cmd),
+                 "command -v gdb >/dev/null && timeout 60 gdb -p %d -batch -nx -q "
+                 "-ex 'thread apply all bt' </dev/null 1>&2 2>/dev/null",
+                 (int)pid);
+        fflush(stderr);
+        if (system(cmd) == -1)
+            fprintf(stderr, "  (cannot run gdb)\n");
+    }
+    fflush(stderr);
+}
+
 int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, int *statuses)
 {
     tutti_unique_id_t id;
-    pid_t pids[256];
+    pid_t *pids;
     int failed = 0, alive = nranks;
     time_t deadline = time(NULL) + timeout_s;
 
@@ -46,14 +120,24 @@ int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, i
         fprintf(stderr, "tt_run_ranks: cannot set up %d ranks\n", nranks);
         return nranks;
     }
+    rank_table = mmap(NULL, sizeof(*rank_table), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (rank_table == MAP_FAILED) {
+        rank_table = NULL;
+        fprintf(stderr, "tt_run_ranks: cannot map the rank table\n");
+        return nranks;
+    }
+    rank_table->nranks = nranks;
+    pids = rank_table->pids;
     fflush(NULL);
     for (int r = 0; r < nranks; r++) {
-        pids[r] = fork();
-        if (pids[r] == 0) {
+        pid_t pid = fork(); /* the table is shared: only the parent writes it */
+        if (pid == 0) {
             int rank_failed = tt_netns_enter(r, nranks) != 0 || fn(r, nranks, &id, arg) != 0;
             fflush(NULL);
             _exit(rank_failed);
         }
+        pids[r] = pid;
         statuses[r] = -1;
     }
     while (alive > 0) {
@@ -80,6 +164,8 @@ int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, i
     for (int r = 0; r < nranks; r++)
         if (!WIFEXITED(statuses[r]) || WEXITSTATUS(statuses[r]) != 0)
             failed++;
+    munmap(rank_table, sizeof(*rank_table));
+    rank_table = NULL;
     return failed;
 }
 

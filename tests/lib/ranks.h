@@ -26,6 +26,13 @@ int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, i
  * failure. */
 tutti_comm_t tt_test_comm(int rank, int nranks, const tutti_unique_id_t *id, tutti_config_t config);
 
+/*
+ * Called by a rank whose call passed its deadline: prints, once per run, each
+ * other running rank's threads (state, kernel wait channel, CPU time) and,
+ * where gdb is installed, their stacks, to show where a hang's silent rank is.
+ */
+void tt_report_hang(int rank);
+
 /* Print a failure message prefixed with the rank and return 1 (for "return tt_fail(...)"). */
 int tt_fail(int rank, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -605,6 +605,15 @@ static int rank_fail(rank_ctx_t *ctx, const inflight_t *f, const char *fmt, ...)
     return 1;
 }
 
+/* The call @p f failed with @p status, from @p what; past its deadline, show where the others are. */
+static int call_failed(rank_ctx_t *ctx, const inflight_t *f, const char *what,
+                       tutti_status_t status)
+{
+    if (status == TUTTI_ERR_TIMEOUT)
+        tt_report_hang(ctx->rank);
+    return rank_fail(ctx, f, "%s returned %s", what, tutti_status_string(status));
+}
+
 /* Allocate @p a for @p count elements of the case's type, filled with junk. */
 static int make_arena(rank_ctx_t *ctx, inflight_t *f, arena_t *a, size_t count, int skew,
                       uint64_t salt)
@@ -804,9 +813,7 @@ static int start(rank_ctx_t *ctx, tutti_comm_t comm, inflight_t *f)
     }
     status = post(comm, f);
     if (status != TUTTI_OK)
-        return rank_fail(ctx, f, "%s returned %s",
-                         f->mode == MODE_BLOCKING ? "the call" : "posting",
-                         tutti_status_string(status));
+        return call_failed(ctx, f, f->mode == MODE_BLOCKING ? "the call" : "posting", status);
     f->done = f->mode == MODE_BLOCKING;
     return 0;
 }
@@ -829,8 +836,7 @@ static int complete(rank_ctx_t *ctx, inflight_t *batch, int nb)
             }
             batch[i].done = 1;
             if (status != TUTTI_OK)
-                return rank_fail(ctx, &batch[i], "tutti_test returned %s",
-                                 tutti_status_string(status));
+                return call_failed(ctx, &batch[i], "tutti_test", status);
         }
         if (pending > 0)
             sched_yield();
@@ -841,7 +847,7 @@ static int complete(rank_ctx_t *ctx, inflight_t *batch, int nb)
         status = tutti_wait(batch[i].req);
         batch[i].done = 1;
         if (status != TUTTI_OK)
-            return rank_fail(ctx, &batch[i], "tutti_wait returned %s", tutti_status_string(status));
+            return call_failed(ctx, &batch[i], "tutti_wait", status);
     }
     return 0;
 }
