@@ -83,6 +83,14 @@ static void print_threads(pid_t pid)
     closedir(dir);
 }
 
+/* Send @p sig to every rank but @p rank. */
+static void signal_others(int rank, int sig)
+{
+    for (int r = 0; r < rank_table->nranks; r++)
+        if (r != rank && rank_table->pids[r] > 0)
+            kill(rank_table->pids[r], sig);
+}
+
 void tt_report_hang(int rank)
 {
     char cmd[160];
@@ -90,23 +98,30 @@ void tt_report_hang(int rank)
 
     if (rank_table == NULL || !atomic_compare_exchange_strong(&rank_table->reported, &expected, 1))
         return;
-    fprintf(stderr, "[rank %d] a call passed its deadline; the other ranks now:\n", rank);
+    fprintf(stderr, "[rank %d] a call passed its deadline; the other ranks' threads:\n", rank);
     for (int r = 0; r < rank_table->nranks; r++) {
-        pid_t pid = rank_table->pids[r];
-        if (r == rank || pid <= 0 || kill(pid, 0) != 0)
+        if (r == rank || rank_table->pids[r] <= 0)
             continue;
-        fprintf(stderr, "rank %d (pid %d):\n", r, (int)pid);
-        print_threads(pid);
-        /* Where gdb is installed, the threads' stacks too. */
+        fprintf(stderr, "rank %d (pid %d):\n", r, (int)rank_table->pids[r]);
+        print_threads(rank_table->pids[r]);
+    }
+    /* Stopped, the others show the moment of the deadline, not their way out after it. */
+    signal_others(rank, SIGSTOP);
+    for (int r = 0; r < rank_table->nranks; r++) {
+        if (r == rank || rank_table->pids[r] <= 0)
+            continue;
+        /* Where gdb is installed, their stacks. */
+        fprintf(stderr, "rank %d (pid %d), stacks:\n", r, (int)rank_table->pids[r]);
         snprintf(cmd, sizeof(cmd),
                  "command -v gdb >/dev/null && timeout 60 gdb -p %d -batch -nx -q "
                  "-ex 'thread apply all bt' </dev/null 1>&2 2>/dev/null",
-                 (int)pid);
+                 (int)rank_table->pids[r]);
         fflush(stderr);
         if (system(cmd) == -1)
             fprintf(stderr, "  (cannot run gdb)\n");
     }
     fflush(stderr);
+    signal_others(rank, SIGCONT);
 }
 
 int tt_run_ranks_status(int nranks, tt_rank_fn_t fn, void *arg, int timeout_s, int *statuses)
