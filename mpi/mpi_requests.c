@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* One served nonblocking call. */
 typedef struct pending {
@@ -98,9 +99,22 @@ static int poll_requests(pending_t *only, MPI_Comm comm)
     return complete_all(done_list);
 }
 
+/*
+ * Between polls while waiting: a few yields, then short sleeps. Waiting on
+ * sched_yield alone starved other tasks for a minute when ranks outnumbered
+ * the cores (Linux 6.18; see the README, "Polling for completion").
+ */
+static void poll_pause(int *idle_polls)
+{
+    if ((*idle_polls)++ < 64)
+        sched_yield();
+    else
+        nanosleep(&(struct timespec){0, 50000}, NULL);
+}
+
 void tm_requests_drain(MPI_Comm comm)
 {
-    int busy;
+    int busy, idle_polls = 0;
     do {
         poll_requests(NULL, comm);
         busy = 0;
@@ -109,7 +123,7 @@ void tm_requests_drain(MPI_Comm comm)
             busy |= p->comm == comm && !p->done;
         pthread_mutex_unlock(&pending_lock);
         if (busy)
-            sched_yield();
+            poll_pause(&idle_polls);
     } while (busy);
 }
 
@@ -155,15 +169,15 @@ static int poll(void *state, MPI_Status *status)
 /* Wait for @p count requests: poll until all are done (one pass when @p timeout is 0). */
 static int wait_all(int count, void **states, double timeout, MPI_Status *status)
 {
-    int left;
+    int left, idle_polls = 0;
     do {
         left = 0;
         for (int i = 0; i < count; i++) {
             poll(states[i], status);
             left += !((pending_t *)states[i])->completed;
         }
-        if (left > 0)
-            sched_yield();
+        if (left > 0 && timeout != 0)
+            poll_pause(&idle_polls);
     } while (left > 0 && timeout != 0);
     return MPI_SUCCESS;
 }

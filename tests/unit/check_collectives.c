@@ -818,10 +818,28 @@ static int start(rank_ctx_t *ctx, tutti_comm_t comm, inflight_t *f)
     return 0;
 }
 
+/*
+ * Between polls of tutti_test, pause as a runtime between pieces of work
+ * would: a few yields, then short sleeps. Polling with sched_yield alone,
+ * eight ranks on two cores starved other tasks for a minute on Linux 6.18:
+ * a rank sat blocked in the kernel (in mmap) while the others waited for it,
+ * and the kernel logged RCU stalls (README, "Polling for completion").
+ */
+#define POLL_YIELDS 64
+#define POLL_SLEEP_NS 50000
+
+static void poll_pause(int idle_polls)
+{
+    if (idle_polls < POLL_YIELDS)
+        sched_yield();
+    else
+        nanosleep(&(struct timespec){0, POLL_SLEEP_NS}, NULL);
+}
+
 /* Complete the nonblocking calls in @p batch: poll the test ones, wait for the rest last first. */
 static int complete(rank_ctx_t *ctx, inflight_t *batch, int nb)
 {
-    int pending;
+    int pending, idle_polls = 0;
     tutti_status_t status;
 
     do {
@@ -835,11 +853,12 @@ static int complete(rank_ctx_t *ctx, inflight_t *batch, int nb)
                 continue;
             }
             batch[i].done = 1;
+            idle_polls = 0;
             if (status != TUTTI_OK)
                 return call_failed(ctx, &batch[i], "tutti_test", status);
         }
         if (pending > 0)
-            sched_yield();
+            poll_pause(idle_polls++);
     } while (pending > 0);
     for (int i = nb - 1; i >= 0; i--) {
         if (batch[i].done)
