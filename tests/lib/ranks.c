@@ -47,7 +47,23 @@ typedef struct {
 
 static rank_table_t *rank_table;
 
-/* One line per thread of @p pid from /proc: state, kernel wait channel, CPU ticks used. */
+/* The first line of @p path into @p buf ("" if it cannot be read). */
+static void read_line(const char *path, char *buf, int len)
+{
+    FILE *f = fopen(path, "r");
+    buf[0] = 0;
+    if (f != NULL) {
+        if (fgets(buf, len, f) == NULL)
+            buf[0] = 0;
+        fclose(f);
+    }
+    buf[strcspn(buf, "\n")] = 0;
+}
+
+/*
+ * One line per thread of @p pid from /proc: state, kernel wait channel, CPU
+ * ticks used; and the kernel stack of a thread blocked in the kernel (D).
+ */
 static void print_threads(pid_t pid)
 {
     char path[320], line[512], wchan[64];
@@ -58,27 +74,26 @@ static void print_threads(pid_t pid)
     if ((dir = opendir(path)) == NULL)
         return;
     while ((d = readdir(dir)) != NULL) {
-        FILE *f;
         char state = '?', *end;
         unsigned long utime = 0, stime = 0;
+        FILE *f;
         if (d->d_name[0] == '.')
             continue;
         snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, d->d_name);
-        if ((f = fopen(path, "r")) != NULL) {
-            if (fgets(line, sizeof(line), f) != NULL && (end = strrchr(line, ')')) != NULL)
-                sscanf(end + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state,
-                       &utime, &stime);
-            fclose(f);
-        }
-        wchan[0] = 0;
+        read_line(path, line, sizeof(line));
+        if ((end = strrchr(line, ')')) != NULL)
+            sscanf(end + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &utime,
+                   &stime);
         snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", (int)pid, d->d_name);
-        if ((f = fopen(path, "r")) != NULL) {
-            if (fgets(wchan, sizeof(wchan), f) == NULL)
-                wchan[0] = 0;
-            fclose(f);
-        }
+        read_line(path, wchan, sizeof(wchan));
         fprintf(stderr, "  thread %s: state %c, in kernel at %s, %lu+%lu ticks\n", d->d_name, state,
                 wchan[0] ? wchan : "-", utime, stime);
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/stack", (int)pid, d->d_name);
+        if (state == 'D' && (f = fopen(path, "r")) != NULL) {
+            while (fgets(line, sizeof(line), f) != NULL)
+                fprintf(stderr, "    %s", line);
+            fclose(f);
+        }
     }
     closedir(dir);
 }
