@@ -100,9 +100,9 @@ static int poll_requests(pending_t *only, MPI_Comm comm)
 }
 
 /*
- * Between polls while waiting: a few yields, then short sleeps. Waiting on
- * sched_yield alone starved other tasks for a minute when ranks outnumbered
- * the cores (Linux 6.18; see the README, "Polling for completion").
+ * Between polls while waiting: a few yields, then short sleeps. Polling on
+ * sched_yield alone with more ranks than cores went with minute-long stalls
+ * on Linux 6.18 (see the README, "Polling for completion").
  */
 static void poll_pause(int *idle_polls)
 {

@@ -821,9 +821,9 @@ static int start(rank_ctx_t *ctx, tutti_comm_t comm, inflight_t *f)
 /*
  * Between polls of tutti_test, pause as a runtime between pieces of work
  * would: a few yields, then short sleeps. Polling with sched_yield alone,
- * eight ranks on two cores starved other tasks for a minute on Linux 6.18:
- * a rank sat blocked in the kernel (in mmap) while the others waited for it,
- * and the kernel logged RCU stalls (README, "Polling for completion").
+ * eight ranks on two cores, a rank sat blocked in the kernel (in mmap) for a
+ * minute on Linux 6.18 while the others waited for it, and the kernel logged
+ * RCU stalls (README, "Polling for completion").
  */
 #define POLL_YIELDS 64
 #define POLL_SLEEP_NS 50000
