@@ -29,9 +29,9 @@ tutti_comm_t tt_test_comm(int rank, int nranks, const tutti_unique_id_t *id, tut
 /*
  * Called by a rank whose call passed its deadline: prints, once per run, each
  * other running rank's threads (state, kernel wait channel, CPU time, the
- * kernel stack of a thread blocked in the kernel) and,
- * where gdb is installed, their stacks (taken while they are stopped), to
- * show where a hang's silent rank is.
+ * kernel stack of a thread blocked in the kernel) and, where gdb is
+ * installed, their stacks (taken while they are stopped), to show where a
+ * hang's silent rank is.
  */
 void tt_report_hang(int rank);
 

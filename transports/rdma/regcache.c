@@ -249,6 +249,7 @@ void tt_rdma_regcache_stats(tt_rdma_regcache_t *c, tt_rdma_regcache_stats_t *sta
     if (c->watch != NULL)
         tt_memwatch_lock();
     *stats = c->stats;
+    stats->entries = 0; /* counted here, not kept */
     for (size_t i = 0; i < c->max_entries; i++)
         stats->entries += c->entries[i].mr != NULL;
     if (c->watch != NULL)
